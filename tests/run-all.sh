@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Sets everything up, builds, and runs the whole test suite:
+#   1. release build: unit, fuzz smoke and integration tests (real servers);
+#   2. AddressSanitizer + UndefinedBehaviorSanitizer build: unit tests and
+#      the integration tests marked for it;
+#   3. ThreadSanitizer build: the log writer's concurrency tests.
+# DP_TEST_QUICK=1 runs only step 1.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+jobs=$(nproc)
+"$root/deploy/setup-debian.sh"
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
+
+echo "== release build" >&2
+DP_BUILD_DIR="$root/build" "$root/deploy/build.sh"
+(cd "$root/build" && ctest --output-on-failure -j"$jobs")
+
+if [ "${DP_TEST_QUICK:-0}" != 1 ]; then
+  echo "== ASan+UBSan build" >&2
+  DP_BUILD_DIR="$root/build-asan" "$root/deploy/build.sh" -DDP_SANITIZE=address
+  (cd "$root/build-asan" && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+     ctest --output-on-failure -j"$jobs" -R '^(unit_|smoke_)')
+  echo "== TSan build (log writer)" >&2
+  DP_BUILD_DIR="$root/build-tsan" "$root/deploy/build.sh" -DDP_SANITIZE=thread
+  (cd "$root/build-tsan" && ctest --output-on-failure -j"$jobs" -R '^unit_log$')
+fi
+echo "all tests passed" >&2
