@@ -1,0 +1,530 @@
+"""Process and protocol helpers for the integration tests.
+
+Everything here talks to real processes: redis-server (stands in for
+Valkey), the durable-proxy binary, redis-cli and redis-benchmark.  Every
+process started here writes its output into a temp dir and is registered in
+LIVE so conftest.py can print its log when a test fails and kill it at
+teardown, whatever happened.
+"""
+import http.client
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+
+REPO = os.environ.get("DP_SOURCE_DIR") or os.path.dirname(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DP_BINARY = os.environ.get("DP_BINARY") or os.path.join(REPO, "build", "durable-proxy")
+DIRECT = os.environ.get("DP_DIRECT", "0") == "1"
+DURABILITY = os.environ.get("DP_IT_DURABILITY", "off")
+
+LIVE = []  # processes started and not yet stopped (Server / Proxy objects)
+
+
+def free_port():
+    """A TCP port nothing listens on right now (the kernel's pick)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(pred, timeout, what, interval=0.02):
+    deadline = time.monotonic() + timeout
+    while True:
+        if pred():
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError("timed out after %.1fs waiting for %s" % (timeout, what))
+        time.sleep(interval)
+
+
+def port_accepts(port, host="127.0.0.1"):
+    try:
+        with socket.create_connection((host, port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+def _tail(path, limit=6000):
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        return "(cannot read %s: %s)" % (path, e)
+    return data[-limit:].decode("utf-8", "replace")
+
+
+class _Process:
+    """A child process with its output in a file; stop() is idempotent."""
+
+    name = "process"
+
+    def __init__(self):
+        self.proc = None
+        self.log_path = None
+
+    def describe(self):
+        return "%s (pid %s, log %s):\n%s" % (
+            self.name, self.proc.pid if self.proc else "-", self.log_path,
+            _tail(self.log_path) if self.log_path else "")
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def signal(self, sig):
+        if self.alive():
+            self.proc.send_signal(sig)
+
+    def stop(self, timeout=5):
+        """SIGTERM, then SIGKILL after timeout; returns the exit status."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            try:
+                self.proc.send_signal(signal.SIGCONT)  # in case a test froze it
+                self.proc.terminate()
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self in LIVE:
+            LIVE.remove(self)
+        return self.proc.returncode
+
+    def rss_bytes(self):
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        raise RuntimeError("no VmRSS for pid %d" % self.proc.pid)
+
+
+class Server(_Process):
+    """redis-server with persistence off, output in tmpdir/redis-<port>.log."""
+
+    def __init__(self, tmpdir, extra_args=(), name="redis"):
+        super().__init__()
+        self.tmpdir = str(tmpdir)
+        self.extra_args = list(extra_args)
+        self.name = name
+        self.port = None
+        self.start()
+
+    def start(self, port=None):
+        for attempt in range(3):
+            self.port = port or free_port()
+            workdir = os.path.join(self.tmpdir, "%s-%d" % (self.name, self.port))
+            os.makedirs(workdir, exist_ok=True)
+            self.log_path = os.path.join(workdir, "server.log")
+            args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                    "--save", "", "--appendonly", "no", "--dir", workdir,
+                    "--daemonize", "no", "--logfile", "",
+                    "--repl-diskless-sync", "yes", "--repl-diskless-sync-delay", "0",
+                    "--client-output-buffer-limit", "replica 0 0 0"] + self.extra_args
+            log = open(self.log_path, "ab")
+            self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL)
+            log.close()
+            LIVE.append(self)
+            try:
+                wait_until(lambda: port_accepts(self.port) or not self.alive(), 10,
+                           "%s to listen on %d" % (self.name, self.port))
+            except TimeoutError:
+                self.stop()
+                raise
+            if self.alive():
+                return
+            LIVE.remove(self)
+            if port is not None:
+                break
+        raise RuntimeError("redis-server did not start:\n" + self.describe())
+
+    @property
+    def addr(self):
+        return ("127.0.0.1", self.port)
+
+
+class Proxy(_Process):
+    """durable-proxy between the tests and an upstream Server."""
+
+    name = "durable-proxy"
+
+    def __init__(self, tmpdir, upstream_port, durability=DURABILITY, extra_args=(),
+                 wait_ready=True):
+        super().__init__()
+        if not os.access(DP_BINARY, os.X_OK):
+            raise RuntimeError("proxy binary %s missing (set DP_BINARY, or DP_DIRECT=1 "
+                               "to run against redis-server directly)" % DP_BINARY)
+        self.port = free_port()
+        self.admin_port = free_port()
+        workdir = os.path.join(str(tmpdir), "proxy-%d" % self.port)
+        os.makedirs(workdir, exist_ok=True)
+        config = os.path.join(workdir, "proxy.yaml")
+        with open(config, "w") as f:
+            f.write("{}\n")
+        self.log_path = os.path.join(workdir, "proxy.log")
+        self.args = [DP_BINARY, "--config", config,
+                     "--listen", "127.0.0.1:%d" % self.port,
+                     "--upstream", "127.0.0.1:%d" % upstream_port,
+                     "--log-dir", os.path.join(workdir, "log"),
+                     "--admin", "127.0.0.1:%d" % self.admin_port,
+                     "--durability", durability] + list(extra_args)
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL)
+        log.close()
+        LIVE.append(self)
+        if wait_ready:
+            self.wait_ready()
+
+    def readyz(self):
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=0.5)
+            c.request("GET", "/readyz")
+            status = c.getresponse().status
+            c.close()
+            return status
+        except OSError:
+            return None
+
+    def wait_ready(self, timeout=15):
+        try:
+            wait_until(lambda: not self.alive() or
+                       (port_accepts(self.port) and self.readyz() == 200),
+                       timeout, "proxy ready (listen %d, admin /readyz %d)" %
+                       (self.port, self.admin_port), interval=0.05)
+        except TimeoutError as e:
+            raise RuntimeError("%s\n%s" % (e, self.describe()))
+        if not self.alive():
+            raise RuntimeError("proxy exited with %s before ready:\n%s" %
+                               (self.proc.returncode, self.describe()))
+
+    @property
+    def addr(self):
+        return ("127.0.0.1", self.port)
+
+
+# ---------------------------------------------------------------- RESP client
+
+class Error(str):
+    """An error reply (- or !)."""
+
+
+class Simple(str):
+    """A simple string reply (+)."""
+
+
+class Push(list):
+    """A RESP3 push frame (>)."""
+
+
+class Verbatim(bytes):
+    """A RESP3 verbatim string (=), kept with its 3-letter format prefix."""
+
+
+class RespSet(list):
+    """A RESP3 set (~), kept in server order."""
+
+
+class Attribute(list):
+    """A RESP3 attribute (|) as a list of pairs; precedes the reply it annotates."""
+
+
+class BigNumber(int):
+    """A RESP3 big number (()."""
+
+
+def encode(*args):
+    """A request as a RESP array of bulk strings."""
+    out = [b"*%d\r\n" % len(args)]
+    for a in args:
+        if isinstance(a, str):
+            a = a.encode()
+        elif isinstance(a, int):
+            a = str(a).encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+    return b"".join(out)
+
+
+class Closed(Exception):
+    """The peer closed the connection; .partial holds bytes of an unfinished frame."""
+
+    def __init__(self, partial=b""):
+        super().__init__("connection closed by peer (%d bytes of an unfinished frame)"
+                         % len(partial))
+        self.partial = partial
+
+
+class RespConn:
+    """A raw socket that sends exact bytes and reads whole RESP2/RESP3 frames.
+
+    read_frame() returns (raw_bytes, value): raw is exactly what the server
+    sent for that frame (attributes included), value is decoded with the
+    classes above so RESP3 types stay distinguishable.
+    """
+
+    def __init__(self, addr, timeout=5.0):
+        self.sock = socket.create_connection(addr, timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.timeout = timeout
+        self.buf = bytearray()
+        self.pos = 0
+        self.eof = False
+
+    def close(self):
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def send_cmd(self, *args):
+        self.sock.sendall(encode(*args))
+
+    def call(self, *args):
+        """Send one command, return the decoded value of the next frame."""
+        self.send_cmd(*args)
+        return self.read_frame()[1]
+
+    def call_raw(self, *args):
+        self.send_cmd(*args)
+        return self.read_frame()[0]
+
+    # -- reading
+    def _fill(self, timeout):
+        if self.eof:
+            raise Closed(bytes(self.buf[self.pos:]))
+        self.sock.settimeout(timeout)
+        data = self.sock.recv(1 << 20)
+        if not data:
+            self.eof = True
+            raise Closed(bytes(self.buf[self.pos:]))
+        if self.pos > (1 << 20):
+            del self.buf[:self.pos]
+            self.pos = 0
+        self.buf += data
+
+    def _line(self, timeout):
+        while True:
+            i = self.buf.find(b"\r\n", self.pos)
+            if i >= 0:
+                line = bytes(self.buf[self.pos:i])
+                self.pos = i + 2
+                return line
+            self._fill(timeout)
+
+    def _exact(self, n, timeout):
+        while len(self.buf) - self.pos < n:
+            self._fill(timeout)
+        data = bytes(self.buf[self.pos:self.pos + n])
+        self.pos += n
+        return data
+
+    def _value(self, timeout):
+        line = self._line(timeout)
+        if not line:
+            raise ValueError("empty line where a RESP type byte was expected")
+        t, rest = line[:1], line[1:]
+        if t == b"+":
+            return Simple(rest.decode())
+        if t == b"-":
+            return Error(rest.decode())
+        if t == b":":
+            return int(rest)
+        if t == b"(":
+            return BigNumber(int(rest))
+        if t == b",":
+            return float(rest)
+        if t == b"#":
+            return rest == b"t"
+        if t == b"_":
+            return None
+        if t in (b"$", b"=", b"!"):
+            n = int(rest)
+            if n < 0:
+                return None
+            data = self._exact(n + 2, timeout)[:-2]
+            return {b"$": bytes, b"=": Verbatim, b"!": lambda d: Error(d.decode())}[t](data)
+        if t in (b"*", b"~", b">"):
+            n = int(rest)
+            if n < 0:
+                return None
+            items = [self._value(timeout) for _ in range(n)]
+            return {b"*": list, b"~": RespSet, b">": Push}[t](items)
+        if t in (b"%", b"|"):
+            n = int(rest)
+            pairs = [(self._value(timeout), self._value(timeout)) for _ in range(n)]
+            if t == b"|":
+                return Attribute(pairs)
+            return dict(pairs) if all(isinstance(k, (bytes, str, int)) for k, _ in pairs) \
+                else pairs
+        raise ValueError("unknown RESP type byte %r in line %r" % (t, line[:80]))
+
+    def read_frame(self, timeout=None):
+        """One whole reply or push frame: (raw bytes, decoded value)."""
+        timeout = self.timeout if timeout is None else timeout
+        start = self.pos
+        value = self._value(timeout)
+        while isinstance(value, Attribute):  # the reply it annotates follows
+            value = self._value(timeout)
+        return bytes(self.buf[start:self.pos]), value
+
+    def read_frames(self, n, timeout=None):
+        return [self.read_frame(timeout) for _ in range(n)]
+
+    def read_until_quiet(self, quiet=0.2):
+        """Frames until nothing arrives for `quiet` seconds (or the peer closes)."""
+        frames = []
+        while True:
+            try:
+                if self.pos == len(self.buf):
+                    self._fill(quiet)
+                frames.append(self.read_frame())
+            except (socket.timeout, Closed):
+                return frames
+
+    def read_raw(self, n, timeout=None):
+        return self._exact(n, self.timeout if timeout is None else timeout)
+
+    def read_line(self, timeout=None):
+        return self._line(self.timeout if timeout is None else timeout)
+
+    def expect_close(self, timeout=3.0):
+        """Wait for EOF; returns the bytes that arrived before it."""
+        deadline = time.monotonic() + timeout
+        while not self.eof:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError("connection still open after %.1fs; unread: %r"
+                                     % (timeout, bytes(self.buf[self.pos:])[:200]))
+            try:
+                self._fill(left)
+            except Closed:
+                break
+            except socket.timeout:
+                continue
+            except ConnectionResetError:
+                self.eof = True
+        rest = bytes(self.buf[self.pos:])
+        self.pos = len(self.buf)
+        return rest
+
+    def nothing_pending(self, wait=0.2):
+        """True when no byte arrives within `wait` seconds (and none is buffered)."""
+        if self.pos < len(self.buf):
+            return False
+        try:
+            self._fill(wait)
+        except socket.timeout:
+            return True
+        except Closed:
+            return True
+        return False
+
+
+# ------------------------------------------------------------ comparisons
+
+_NORMALISERS = [
+    (re.compile(rb"\bid=\d+"), b"id=N"),
+    (re.compile(rb"\b(addr|laddr)=[0-9.:\[\]a-f]+"), rb"\1=A"),
+    (re.compile(rb"\b(fd|age|idle|tot-mem|qbuf|qbuf-free|argv-mem|obl|oll|omem|"
+                rb"multi-mem|rbs|rbp|redir|user)=\S+"), rb"\1=X"),
+    (re.compile(rb"\b[0-9a-f]{40}\b"), b"RUNID"),
+    (re.compile(rb"\b1[6-9]\d{8}(\.\d+)?\b"), b"TIME"),
+    (re.compile(rb"127\.0\.0\.1:\d+"), b"127.0.0.1:P"),
+]
+
+
+def normalise(value):
+    """Replace what legitimately differs between two servers (ids, addresses,
+    run ids, timestamps) in a decoded value, recursively."""
+    if isinstance(value, (bytes, Simple, Error, str)):
+        was_str = isinstance(value, str)
+        data = value.encode() if was_str else value
+        for rx, rep in _NORMALISERS:
+            data = rx.sub(rep, data)
+        return data.decode() if was_str else data
+    if isinstance(value, dict):
+        return {k: (None if k in (b"id", "id") else normalise(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return type(value)(normalise(v) for v in value)
+    return value
+
+
+SENTINEL = b"dp-it-sentinel"
+
+
+def _is_sentinel(value):
+    return value == SENTINEL or (isinstance(value, list) and not isinstance(value, Push)
+                                 and value == [b"pong", SENTINEL])
+
+
+def exchange(addr, steps, proto=None, timeout=5.0):
+    """Send each step (a list of commands: arg lists or raw bytes) pipelined,
+    then PING SENTINEL, and collect every frame before the sentinel's reply
+    (in RESP2 subscribed mode that reply is [pong, SENTINEL]).  Returns
+    [(raw, value)...] for all steps.  A step must not end inside MULTI."""
+    out = []
+    with RespConn(addr, timeout=timeout) as c:
+        if proto is not None:
+            c.send_cmd("HELLO", str(proto))
+            c.read_frame()
+        for step in steps:
+            c.send(b"".join(x if isinstance(x, bytes) else encode(*x) for x in step) +
+                   encode("PING", SENTINEL))
+            while True:
+                raw, value = c.read_frame()
+                if _is_sentinel(value):
+                    break
+                out.append((raw, value))
+    return out
+
+
+def compare(target, reference, steps, proto=None, exact=True):
+    """Run the same steps against both addresses and assert equal replies."""
+    got = exchange(target, steps, proto)
+    want = exchange(reference, steps, proto)
+    assert_same_replies(got, want, exact)
+    return got
+
+
+def assert_same_replies(got, want, exact=True):
+    """got/want from exchange(); exact compares bytes, else normalised values."""
+    if exact:
+        g = [raw for raw, _ in got]
+        w = [raw for raw, _ in want]
+    else:
+        g = [normalise(v) for _, v in got]
+        w = [normalise(v) for _, v in want]
+    assert g == w, "replies differ:\n through target: %r\n reference:      %r" % (g, w)
+
+
+# ----------------------------------------------------------- client tools
+
+def run_cli(port, args, resp3=False, stdin=None, timeout=20):
+    cmd = ["redis-cli", "-h", "127.0.0.1", "-p", str(port)] + (["-3"] if resp3 else []) + \
+        list(args)
+    return subprocess.run(cmd, input=stdin, capture_output=True, timeout=timeout)
+
+
+def run_benchmark(port, args, timeout=120):
+    cmd = ["redis-benchmark", "-h", "127.0.0.1", "-p", str(port)] + list(args)
+    return subprocess.run(cmd, capture_output=True, timeout=timeout)
+
+
+def client_by_name(direct_conn, name):
+    """The CLIENT LIST line (as a dict) of the upstream connection named `name`."""
+    listing = direct_conn.call("CLIENT", "LIST")
+    for line in listing.decode().splitlines():
+        fields = dict(f.split("=", 1) for f in line.split(" ") if "=" in f)
+        if fields.get("name") == name:
+            return fields
+    return None
