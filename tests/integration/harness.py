@@ -528,3 +528,21 @@ def client_by_name(direct_conn, name):
         if fields.get("name") == name:
             return fields
     return None
+
+
+def hiredis_tool(name, tmpdir):
+    """The tests/tools/<name>.cc helper: the CMake-built one when DP_BUILD_DIR
+    has it, else compiled here against the system hiredis (it needs nothing
+    else), so the check also runs with DP_DIRECT=1 and no build."""
+    build_dir = os.environ.get("DP_BUILD_DIR")
+    if build_dir:
+        built = os.path.join(build_dir, "tests", name)
+        if os.access(built, os.X_OK):
+            return built
+    src = os.path.join(REPO, "tests", "tools", name + ".cc")
+    out = os.path.join(str(tmpdir), name)
+    res = subprocess.run(["g++", "-std=c++20", "-O1", "-Wall", "-Wextra", "-Wpedantic", "-Werror",
+                          "-o", out, src, "-lhiredis"], capture_output=True, timeout=120)
+    if res.returncode != 0:
+        raise RuntimeError("compiling %s failed:\n%s" % (src, res.stderr.decode()))
+    return out

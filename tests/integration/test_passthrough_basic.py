@@ -1,9 +1,12 @@
 """Plain pass-through: replies in order, byte-identical to a reference
 server, with raw sockets, redis-py, redis-cli (RESP2 and RESP3) and
 redis-benchmark; one upstream connection per client; SELECT per connection."""
+import subprocess
+
 import redis
 
-from harness import RespConn, client_by_name, compare, encode, run_benchmark, run_cli
+from harness import (RespConn, client_by_name, compare, encode, hiredis_tool, run_benchmark,
+                     run_cli)
 
 
 def test_pipelined_replies_arrive_in_order_and_match_reference(target, reference):
@@ -108,3 +111,11 @@ def test_redis_benchmark_completes_without_errors(target):
     assert res.returncode == 0, out
     assert "SET:" in out and "GET:" in out, out
     assert "rror" not in out, out
+
+
+def test_hiredis_pipeline_replies_match(target, tmp_path):
+    tool = hiredis_tool("hiredis_pipeline", tmp_path)
+    res = subprocess.run([tool, "127.0.0.1", str(target.port), "500"], capture_output=True,
+                         timeout=60)
+    assert res.returncode == 0, res.stderr.decode()
+    assert res.stdout == b"ok 1005\n"
