@@ -4,6 +4,10 @@
 #include "proxy/admin/http_response.h"
 
 namespace dp::admin {
+namespace {
+constexpr size_t kMaxDrainBytes = 64 * 1024;
+constexpr uint64_t kDrainTimeoutMs = 1000;
+}  // namespace
 
 AdminConnection::AdminConnection(AdminServer* server)
     : server_(server), parser_(server->opts_.max_request_bytes) {}
@@ -51,7 +55,13 @@ void AdminConnection::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf
     c->close();
     return;
   }
-  if (nread > 0 && c->state_ == State::open) c->process(buf->base, static_cast<size_t>(nread));
+  if (nread == 0 || c->state_ != State::open) return;
+  if (c->draining_) {  // after an error reply: discard until EOF, bounded
+    c->drained_ += static_cast<size_t>(nread);
+    if (c->drained_ > kMaxDrainBytes) c->close();
+    return;
+  }
+  c->process(buf->base, static_cast<size_t>(nread));
 }
 
 bool AdminConnection::process(const char* data, size_t len) {
@@ -116,8 +126,19 @@ void AdminConnection::on_write(uv_write_t* req, int status) {
   if (uv_read_start(reinterpret_cast<uv_stream_t*>(&c->tcp_), on_alloc, on_read) != 0) c->close();
 }
 
-void AdminConnection::on_shutdown(uv_shutdown_t* req, int) {
-  static_cast<AdminConnection*>(req->data)->close();
+// Closing a socket with unread input makes the kernel send RST, which can
+// destroy the reply in flight before the client reads it (a 413 after a big
+// upload).  So after the reply and our FIN, read and discard what the client
+// still sends until it closes, for a bounded time and size.
+void AdminConnection::on_shutdown(uv_shutdown_t* req, int status) {
+  auto* c = static_cast<AdminConnection*>(req->data);
+  if (c->state_ != State::open) return;
+  c->draining_ = true;
+  if (status < 0 || uv_read_start(reinterpret_cast<uv_stream_t*>(&c->tcp_), on_alloc, on_read) != 0) {
+    c->close();
+    return;
+  }
+  uv_timer_start(&c->idle_, on_idle, kDrainTimeoutMs, 0);
 }
 
 void AdminConnection::on_idle(uv_timer_t* t) { static_cast<AdminConnection*>(t->data)->close(); }

@@ -44,6 +44,8 @@ class AdminConnection {
   HttpRequestParser parser_;
   std::string out_;        // reply being written
   bool close_after_write_ = false;
+  bool draining_ = false;  // reply sent and shut down: discarding input until EOF
+  size_t drained_ = 0;
   std::string leftover_;   // bytes read past the request being answered
   char read_buf_[4096];
 };
