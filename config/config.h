@@ -31,6 +31,8 @@ struct Config {
   HostPort upstream{"127.0.0.1", 6379};
   std::string upstream_username;      // the proxy's own user for control + replica links ("" = default user)
   std::string upstream_password;      // resolved from password_file / password_env; never logged
+  std::string upstream_password_file; // where the password came from (as written; "" = not used)
+  std::string upstream_password_env;
   uint32_t connect_timeout_ms = 2000;
 
   // limits:  (defaults match Valkey)
@@ -63,6 +65,8 @@ struct Config {
   bool admin_enabled = true;
   HostPort admin{"127.0.0.1", 9379};
   std::string admin_token;  // resolved from token_file / token_env; "" = no auth
+  std::string admin_token_file;  // where the token came from (as written; "" = not used)
+  std::string admin_token_env;
 
   // logging:
   std::string log_level = "info";  // debug | info | warn | error
