@@ -455,7 +455,11 @@ def normalise(value):
     if isinstance(value, dict):
         return {k: (None if k in (b"id", "id") else normalise(v)) for k, v in value.items()}
     if isinstance(value, list):
-        return type(value)(normalise(v) for v in value)
+        items = [normalise(v) for v in value]
+        for i in range(len(items) - 1):  # a RESP2 HELLO reply: flat [..., "id", N, ...]
+            if items[i] in (b"id", "id") and isinstance(items[i + 1], int):
+                items[i + 1] = None
+        return type(value)(items)
     return value
 
 

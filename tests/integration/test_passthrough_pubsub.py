@@ -138,3 +138,15 @@ def test_push_frames_between_pipelined_replies_keep_reply_order(target):
         pushes = [v for _, v in got if isinstance(v, Push)]
         assert replies == list(range(1, n + 1))
         assert pushes == [[b"message", b"ch", b"m%d" % i] for i in range(20)]
+
+
+def test_reset_leaves_subscribed_mode(target, reference):
+    steps = [[["SUBSCRIBE", "r1"], ["PSUBSCRIBE", "r*"], ["RESET"], ["GET", "k"]]]
+    got = compare(target.addr, reference.addr, steps)
+    assert [raw for raw, _ in got][-2:] == [b"+RESET\r\n", b"$-1\r\n"]
+    with RespConn(target.addr) as c, RespConn(target.addr) as pub:
+        c.call("HELLO", "3")
+        c.call("SUBSCRIBE", "r1")
+        assert c.call("RESET") == "RESET"
+        assert pub.call("PUBLISH", "r1", "after-reset") == 0
+        assert c.call("PING") == "PONG" and c.nothing_pending()
