@@ -6,7 +6,12 @@
 // rename, fsync dir, then the MANIFEST is replaced the same way.  The
 // previous checkpoint is kept until the new one is complete.
 //
+// After commit() the caller deletes log segments wholly below the new
+// checkpoint with DurableLog::drop_below(offset); recovery does the same
+// from the MANIFEST if the process died in between.
+//
 // Threads: the store and its writers are used from one thread at a time.
+// A writer must not outlive its store.
 // CheckpointWriter::write() does buffered writes only; commit() fsyncs and
 // may take long: call it off the event loop (libuv pool) or accept the stall.
 #pragma once
@@ -18,6 +23,8 @@
 #include <string_view>
 
 namespace dp::log {
+
+class FileSystem;  // log/file_system.h
 
 struct CheckpointInfo {
   std::string replid;
@@ -36,6 +43,9 @@ class CheckpointWriter {
 class CheckpointStore {
  public:
   static std::unique_ptr<CheckpointStore> open(const std::string& dir, std::string* error);
+  // Same over another file system (tests); fs must outlive the store.
+  static std::unique_ptr<CheckpointStore> open(const std::string& dir, FileSystem* fs,
+                                               std::string* error);
   virtual ~CheckpointStore() = default;
   virtual std::optional<CheckpointInfo> latest() const = 0;
   virtual std::unique_ptr<CheckpointWriter> begin(const std::string& replid, uint64_t offset,

@@ -22,11 +22,17 @@
 
 namespace dp::log {
 
+class FileSystem;  // log/file_system.h
+
 struct LogOptions {
   std::string dir;                       // created if missing
   uint64_t segment_bytes = 64ull << 20;  // preallocated + zero-filled size of one segment
   uint32_t commit_delay_us = 0;          // optional wait for a bigger batch
   std::function<void()> on_durable;      // see above; may be empty
+  // Where CheckpointStore::open() was pointed; its MANIFEST decides where
+  // the log starts after recovery (FORMAT.md rule 5).  "" = dir.
+  std::string checkpoint_dir;
+  FileSystem* file_system = nullptr;     // tests: fault injection; nullptr = POSIX
 };
 
 struct RecoveryInfo {
@@ -52,7 +58,9 @@ class DurableLog {
   virtual void append(std::string_view bytes) = 0;
   // Starts a new history: everything held is superseded; the log now ends
   // at `offset` under `replid` (after a FULLRESYNC whose RDB is checkpoint
-  // `offset`).  Old segments are deleted once durable.
+  // `offset`).  Old segments are deleted once durable.  durable_offset()
+  // drops to min(durable, offset) at once and reaches `offset` when the new
+  // history is on disk: it is monotonic only within one history.
   virtual void reset(const std::string& replid, uint64_t offset) = 0;
   // Records a replid change at end_offset() (+CONTINUE <new replid>, or the
   // history switch after a restore); offsets continue.
@@ -82,7 +90,10 @@ class DurableLog {
 // Reads durable bytes [from+1 .. end] for restore, in chunks, from the log
 // files on disk.  Safe to use while the writer runs (reads only what was
 // durable when called).  Returns "" or an error naming file and offset.
+// A sink returning false stops the read early (not an error).
 std::string read_range(const std::string& dir, uint64_t from, uint64_t to,
+                       const std::function<bool(std::string_view chunk)>& sink);
+std::string read_range(FileSystem* fs, const std::string& dir, uint64_t from, uint64_t to,
                        const std::function<bool(std::string_view chunk)>& sink);
 
 }  // namespace dp::log

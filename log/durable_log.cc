@@ -1,0 +1,418 @@
+// DurableLog implementation: the producer-side queue and the writer thread
+// that turns it into group commits (one pwritev + one fdatasync per batch).
+//
+//   producer (loop thread)          writer thread
+//   append/reset/set_replid ──▶ queue_ ──swap──▶ frames ─▶ pwritev ─▶ fdatasync
+//                                                      └─▶ durable_ + on_durable()
+#include <sys/uio.h>
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "log/durable_log.h"
+#include "log/history_reset.h"
+#include "log/recovery.h"
+#include "log/segment.h"
+
+namespace dp::log {
+namespace {
+
+using namespace format;
+
+constexpr const char* kSpareName = "spare.tmp";
+constexpr const char* kNewSegmentName = "segment.tmp";
+
+struct Op {
+  enum Kind { data, replid, reset, drop } kind;
+  std::string bytes;    // data payload or replid
+  uint64_t offset = 0;  // reset: new end; drop: threshold
+};
+
+uint64_t now_ns() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
+
+class LogImpl final : public DurableLog {
+ public:
+  LogImpl(const LogOptions& opts, FileSystem* fs, RecoveredLog rec)
+      : opts_(opts), fs_(fs), recovery_(rec.info) {
+    replid_ = rec.info.replid;
+    start_ = rec.info.start_offset;
+    end_ = rec.info.end_offset;
+    durable_.store(end_);
+    w_end_ = end_;
+    w_replid_ = replid_;
+    for (auto& s : rec.segments) w_segments_.emplace_back(s.first_offset, s.name);
+    if (!rec.segments.empty()) {
+      const SegmentInfo& last = rec.segments.back();
+      seg_size_ = last.file_size;
+      write_pos_ = last.write_pos;
+    }
+  }
+
+  std::string start() {
+    if (!w_segments_.empty()) {
+      std::string path = opts_.dir + "/" + w_segments_.back().second;
+      if (int rc = fs_->open(path, false, &seg_fd_))
+        return "log: cannot open " + path + ": " + errno_text(rc);
+    }
+    writer_ = std::thread([this] { writer_main(); });
+    return "";
+  }
+
+  ~LogImpl() override {
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      stop_ = true;
+    }
+    cv_.notify_one();
+    if (writer_.joinable()) writer_.join();
+    if (preparer_.joinable()) preparer_.join();
+    if (seg_fd_ >= 0) fs_->close(seg_fd_);
+  }
+
+  const RecoveryInfo& recovery() const override { return recovery_; }
+
+  void append(std::string_view bytes) override {
+    if (bytes.empty()) return;
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      if (!queue_.empty() && queue_.back().kind == Op::data)
+        queue_.back().bytes.append(bytes);
+      else
+        queue_.push_back(Op{Op::data, std::string(bytes), 0});
+      end_ += bytes.size();
+    }
+    cv_.notify_one();
+  }
+
+  void reset(const std::string& replid, uint64_t offset) override {
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      queue_.push_back(Op{Op::reset, replid, offset});
+      ++generation_;
+      // Offsets of the new history must not be compared with the old one's.
+      if (durable_.load() > offset) durable_.store(offset);
+      replid_ = replid;
+      start_ = end_ = offset;
+    }
+    cv_.notify_one();
+  }
+
+  void set_replid(const std::string& replid) override {
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      queue_.push_back(Op{Op::replid, replid, 0});
+      replid_ = replid;
+    }
+    cv_.notify_one();
+  }
+
+  std::string replid() const override { return replid_; }
+  uint64_t start_offset() const override { return start_; }
+  uint64_t end_offset() const override { return end_; }
+  uint64_t durable_offset() const override { return durable_.load(std::memory_order_acquire); }
+  uint64_t unsynced_bytes() const override {
+    uint64_t d = durable_offset();
+    return end_ > d ? end_ - d : 0;
+  }
+  bool failed() const override { return failed_.load(std::memory_order_acquire); }
+  std::string failure_reason() const override {
+    std::lock_guard<std::mutex> g(mu_);
+    return failure_;
+  }
+
+  void drop_below(uint64_t offset) override {
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      queue_.push_back(Op{Op::drop, {}, offset});
+      start_ = std::max(start_, std::min(offset, end_));
+    }
+    cv_.notify_one();
+  }
+
+  Stats stats() const override {
+    Stats s;
+    s.fsyncs = fsyncs_.load();
+    s.bytes_written = bytes_written_.load();
+    s.batches = batches_.load();
+    s.last_fsync_ns = last_fsync_ns_.load();
+    return s;
+  }
+
+ private:
+  // ---- writer thread ----
+  void writer_main() {
+    std::vector<Op> batch;
+    for (;;) {
+      {
+        std::unique_lock<std::mutex> lk(mu_);
+        cv_.wait(lk, [&] { return stop_ || !queue_.empty(); });
+        if (queue_.empty()) return;  // stop_ and drained
+        if (opts_.commit_delay_us > 0 && !stop_) {
+          lk.unlock();
+          std::this_thread::sleep_for(std::chrono::microseconds(opts_.commit_delay_us));
+          lk.lock();
+        }
+        batch.swap(queue_);
+        taken_gen_ = generation_;
+      }
+      if (!failed()) process(batch);
+      batch.clear();
+    }
+  }
+
+  void process(std::vector<Op>& batch) {
+    std::vector<const Op*> group;
+    auto flush = [&]() -> bool {
+      bool ok = group.empty() || write_group(group);
+      group.clear();
+      return ok;
+    };
+    for (const Op& op : batch) {
+      switch (op.kind) {
+        case Op::data:
+        case Op::replid:
+          group.push_back(&op);
+          break;
+        case Op::reset:
+          if (!flush() || !do_reset(op)) return;
+          break;
+        case Op::drop:
+          if (!flush() || !do_drop(op.offset)) return;
+          break;
+      }
+    }
+    if (!flush()) return;
+    publish();
+  }
+
+  void publish() {
+    bool moved = false;
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      // A reset queued after this batch was taken starts a new history: do
+      // not report this history's end as its progress.
+      if (generation_ == taken_gen_ && durable_.load() != w_end_) {
+        durable_.store(w_end_, std::memory_order_release);
+        moved = true;
+      }
+    }
+    if (moved && opts_.on_durable) opts_.on_durable();
+  }
+
+  // Filled in below.
+  bool write_group(const std::vector<const Op*>& group);
+  bool do_reset(const Op& op);
+  bool do_drop(uint64_t offset);
+  bool roll(uint64_t need);
+  void maybe_prepare_spare();
+  bool take_spare(uint64_t size);
+  void fail(std::string reason);
+
+  LogOptions opts_;
+  FileSystem* fs_;
+  RecoveryInfo recovery_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<Op> queue_;
+  bool stop_ = false;
+  uint64_t generation_ = 0;  // bumped by reset()
+  std::string failure_;
+  // producer view (written under mu_ by the producer; read by it only)
+  std::string replid_;
+  uint64_t start_ = 0, end_ = 0;
+
+  std::atomic<uint64_t> durable_{0};
+  std::atomic<bool> failed_{false};
+  std::atomic<uint64_t> fsyncs_{0}, bytes_written_{0}, batches_{0}, last_fsync_ns_{0};
+
+  // writer thread only
+  uint64_t taken_gen_ = 0;  // generation_ when the current batch was taken
+  int seg_fd_ = -1;
+  uint64_t seg_size_ = 0, write_pos_ = 0, w_end_ = 0;
+  std::string w_replid_;
+  std::vector<std::pair<uint64_t, std::string>> w_segments_;
+  std::thread preparer_;
+  std::atomic<bool> spare_ready_{false};
+  std::string spare_error_;  // written by preparer before spare_ready_/join
+  std::thread writer_;
+};
+
+
+bool LogImpl::write_group(const std::vector<const Op*>& group) {
+  uint64_t need = 0;
+  for (const Op* op : group) need += kFrameHeaderSize + op->bytes.size();
+  if (seg_fd_ < 0 || write_pos_ + need > seg_size_) {
+    if (!roll(need)) return false;
+  }
+  std::vector<std::array<unsigned char, kFrameHeaderSize>> headers(group.size());
+  std::vector<struct iovec> iov;
+  iov.reserve(group.size() * 2);
+  uint64_t back = 0, end = w_end_;
+  for (size_t i = 0; i < group.size(); ++i) {
+    const Op& op = *group[i];
+    FrameHeader h;
+    h.type = op.kind == Op::data ? FrameType::data : FrameType::replid;
+    h.first_offset = end;
+    h.length = static_cast<uint32_t>(op.bytes.size());
+    h.batch_back = static_cast<uint32_t>(back);
+    encode_frame_header(h, op.bytes, headers[i].data());
+    iov.push_back({headers[i].data(), kFrameHeaderSize});
+    iov.push_back({const_cast<char*>(op.bytes.data()), op.bytes.size()});
+    back += kFrameHeaderSize + op.bytes.size();
+    if (op.kind == Op::data) end += op.bytes.size();
+  }
+  const std::string path = opts_.dir + "/" + w_segments_.back().second;
+  if (int rc = fs_->pwritev(seg_fd_, iov.data(), static_cast<int>(iov.size()), write_pos_)) {
+    fail("log: write of " + std::to_string(need) + " bytes to " + path + " at byte " +
+         std::to_string(write_pos_) + " failed: " + errno_text(rc));
+    return false;
+  }
+  uint64_t t0 = now_ns();
+  if (int rc = fs_->fdatasync(seg_fd_)) {
+    fail("log: fdatasync of " + path + " failed: " + errno_text(rc));
+    return false;
+  }
+  last_fsync_ns_.store(now_ns() - t0, std::memory_order_relaxed);
+  fsyncs_.fetch_add(1, std::memory_order_relaxed);
+  batches_.fetch_add(1, std::memory_order_relaxed);
+  bytes_written_.fetch_add(need, std::memory_order_relaxed);
+  write_pos_ += need;
+  w_end_ = end;
+  for (const Op* op : group)
+    if (op->kind == Op::replid) w_replid_ = op->bytes;
+  maybe_prepare_spare();
+  return true;
+}
+
+void LogImpl::maybe_prepare_spare() {
+  if (spare_ready_.load() || preparer_.joinable() || write_pos_ < seg_size_ / 2) return;
+  preparer_ = std::thread([this] {
+    spare_error_ = create_segment_file(fs_, opts_.dir, kSpareName, opts_.segment_bytes, nullptr);
+    spare_ready_.store(spare_error_.empty());
+  });
+}
+
+// Waits for the helper; true when a spare of at least `size` bytes exists.
+bool LogImpl::take_spare(uint64_t size) {
+  if (preparer_.joinable()) preparer_.join();
+  if (!spare_ready_.load() || size > opts_.segment_bytes) return false;
+  spare_ready_.store(false);
+  return true;
+}
+
+bool LogImpl::roll(uint64_t need) {
+  uint64_t size = std::max<uint64_t>(opts_.segment_bytes, kSegmentHeaderSize + need);
+  SegmentHeader h{w_end_, w_replid_};
+  std::string name = segment_name(w_end_);
+  std::string tmp = take_spare(size) ? kSpareName : kNewSegmentName;
+  std::string err = tmp == kSpareName
+                        ? write_segment_header(fs_, opts_.dir + "/" + tmp, h)
+                        : create_segment_file(fs_, opts_.dir, tmp, size, &h);
+  if (tmp == kSpareName) size = opts_.segment_bytes;
+  if (err.empty()) {
+    if (int rc = fs_->rename(opts_.dir + "/" + tmp, opts_.dir + "/" + name))
+      err = "log: rename to " + opts_.dir + "/" + name + " failed: " + errno_text(rc);
+    else if (int rc2 = fs_->fsync_dir(opts_.dir))
+      err = "log: fsync of directory " + opts_.dir + " failed: " + errno_text(rc2);
+  }
+  int fd = -1;
+  if (err.empty())
+    if (int rc = fs_->open(opts_.dir + "/" + name, false, &fd))
+      err = "log: cannot open " + opts_.dir + "/" + name + ": " + errno_text(rc);
+  if (!err.empty()) {
+    fail(err);
+    return false;
+  }
+  if (seg_fd_ >= 0) fs_->close(seg_fd_);
+  seg_fd_ = fd;
+  seg_size_ = size;
+  write_pos_ = kSegmentHeaderSize;
+  w_segments_.emplace_back(w_end_, name);
+  return true;
+}
+
+bool LogImpl::do_reset(const Op& op) {
+  if (seg_fd_ >= 0) fs_->close(seg_fd_);
+  seg_fd_ = -1;
+  SegmentHeader h{op.offset, op.bytes};
+  bool spare = take_spare(opts_.segment_bytes);
+  std::string err = install_history(fs_, opts_.dir, h, opts_.segment_bytes, spare ? kSpareName : "");
+  std::string path = opts_.dir + "/" + segment_name(op.offset);
+  if (err.empty())
+    if (int rc = fs_->open(path, false, &seg_fd_))
+      err = "log: cannot open " + path + ": " + errno_text(rc);
+  if (!err.empty()) {
+    fail(err);
+    return false;
+  }
+  seg_size_ = opts_.segment_bytes;
+  write_pos_ = kSegmentHeaderSize;
+  w_end_ = op.offset;
+  w_replid_ = op.bytes;
+  w_segments_.assign(1, {op.offset, segment_name(op.offset)});
+  return true;
+}
+
+bool LogImpl::do_drop(uint64_t offset) {
+  size_t n = 0;
+  while (n + 1 < w_segments_.size() && w_segments_[n + 1].first <= offset) ++n;
+  if (n == 0) return true;
+  for (size_t i = 0; i < n; ++i) {
+    std::string path = opts_.dir + "/" + w_segments_[i].second;
+    if (int rc = fs_->unlink(path)) {
+      fail("log: unlink of " + path + " failed: " + errno_text(rc));
+      return false;
+    }
+  }
+  w_segments_.erase(w_segments_.begin(), w_segments_.begin() + static_cast<ptrdiff_t>(n));
+  if (int rc = fs_->fsync_dir(opts_.dir)) {
+    fail("log: fsync of directory " + opts_.dir + " failed: " + errno_text(rc));
+    return false;
+  }
+  return true;
+}
+
+void LogImpl::fail(std::string reason) {
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    failure_ = std::move(reason);
+    failed_.store(true, std::memory_order_release);
+  }
+  if (opts_.on_durable) opts_.on_durable();
+}
+
+}  // namespace
+
+std::unique_ptr<DurableLog> DurableLog::open(const LogOptions& opts, std::string* error) {
+  FileSystem* fs = opts.file_system ? opts.file_system : posix_file_system();
+  if (opts.dir.empty()) {
+    *error = "log: no log directory configured";
+    return nullptr;
+  }
+  std::string ckpt = (opts.checkpoint_dir.empty() ? opts.dir : opts.checkpoint_dir) + "/" +
+                     format::kCheckpointSubdir;
+  RecoveredLog rec;
+  std::string err = recover_log(fs, opts.dir, ckpt, opts.segment_bytes, &rec);
+  if (!err.empty()) {
+    *error = err;
+    return nullptr;
+  }
+  auto log = std::make_unique<LogImpl>(opts, fs, std::move(rec));
+  if (err = log->start(); !err.empty()) {
+    *error = err;
+    return nullptr;
+  }
+  return log;
+}
+
+}  // namespace dp::log
