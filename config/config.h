@@ -92,6 +92,10 @@ struct LoadResult {
 };
 
 // Reads `path` (must exist), applies defaults then overrides, validates.
+// Secrets are resolved here: upstream_password / admin_token are read from
+// the *_file (trailing newlines stripped) or *_env named in the YAML; inline
+// secrets are refused.  Relative paths are kept as written: they resolve
+// against the working directory.  Main thread only (reads the environment).
 LoadResult load_file(const std::string& path, const Overrides& overrides);
 // Same from YAML text; `name` is used in messages in place of the path.
 LoadResult load_string(const std::string& yaml, const std::string& name, const Overrides& overrides);
