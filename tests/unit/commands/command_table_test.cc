@@ -21,8 +21,9 @@ std::string read_file(const std::string& path) {
   return ss.str();
 }
 
-std::unique_ptr<CommandTable> load(TableOptions opts = {}) {
-  std::string bytes = read_file(std::string(DP_TEST_DATA) + "/redis-7.0.15-command.resp");
+std::unique_ptr<CommandTable> load(TableOptions opts = {},
+                                   const char* file = "redis-7.0.15-command.resp") {
+  std::string bytes = read_file(std::string(DP_TEST_DATA) + "/" + file);
   dp::resp::Value reply;
   size_t used = 0;
   std::string err;
@@ -365,4 +366,70 @@ TEST_CASE("the built-in table classifies unknown commands as db-wide writes") {
   CHECK(bf.c.db_wide);
   CHECK(Call(*t, {"EXEC"}).c.kind == Kind::write);
   CHECK(Call(*t, {"MOVE", "k", "3"}).c.other_db == 3);
+}
+
+TEST_CASE("a RESP3 COMMAND reply (maps and sets) gives the same table as RESP2") {
+  auto resp3 = load({}, "redis-7.0.15-command-resp3.resp");
+  CHECK(resp3->size() == redis7().size());
+  for (auto words : {std::initializer_list<const char*>{"SET", "k", "v"},
+                     {"ZUNIONSTORE", "d", "2", "a", "b"},
+                     {"XREAD", "BLOCK", "1", "STREAMS", "s1", "s2", "0", "0"},
+                     {"EVAL", "s", "1", "k"},
+                     {"CLIENT", "REPLY", "ON"},
+                     {"SORT", "a", "STORE", "b"},
+                     {"MIGRATE", "h", "1", "", "0", "0", "KEYS", "x", "y"},
+                     {"FLUSHALL"},
+                     {"GEORADIUS", "g", "0", "0", "1", "km", "STORE", "d"},
+                     {"SPUBLISH", "c", "m"},
+                     {"DBSIZE"}}) {
+    Call a(redis7(), words), b(*resp3, words);
+    CHECK_MESSAGE(a.keys() == b.keys(), a.args[0]);
+    CHECK(a.c.kind == b.c.kind);
+    CHECK(a.c.special == b.c.special);
+    CHECK(a.c.blocking == b.c.blocking);
+    CHECK(a.c.db_wide == b.c.db_wide);
+    CHECK(a.c.all_dbs == b.c.all_dbs);
+  }
+}
+
+TEST_CASE("a malformed COMMAND reply is refused with the entry named") {
+  auto parse = [](std::string_view bytes) {
+    dp::resp::Value v;
+    size_t used = 0;
+    std::string err;
+    REQUIRE_MESSAGE(dp::resp::decode_value(bytes, &used, &v, &err), err);
+    auto t = CommandTable::from_command_reply(v, {}, &err);
+    CHECK(t == nullptr);
+    return err;
+  };
+  CHECK(parse("-ERR unknown command 'COMMAND'\r\n").find("unknown command") != std::string::npos);
+  CHECK(parse("*0\r\n").find("no commands") != std::string::npos);
+  CHECK(parse("*1\r\n:1\r\n") == "COMMAND reply entry 0: is not an array");
+  std::string err = parse(
+      "*1\r\n*10\r\n$3\r\nget\r\n:2\r\n*0\r\n:1\r\n:1\r\n:1\r\n*0\r\n*0\r\n"
+      "*1\r\n*4\r\n$5\r\nflags\r\n*0\r\n$12\r\nbegin_search\r\n*0\r\n*0\r\n");
+  CHECK(err == "COMMAND reply entry 0 ('get'): key spec 0 lacks begin_search or find_keys");
+}
+
+TEST_CASE("a server without key specs falls back to first/last/step and guards movable keys") {
+  // Redis 6 style entries: name, arity, flags, first, last, step, categories.
+  std::string bytes =
+      "*3\r\n"
+      "*7\r\n$4\r\nmset\r\n:-3\r\n*1\r\n+write\r\n:1\r\n:-1\r\n:2\r\n*0\r\n"
+      "*7\r\n$11\r\nzunionstore\r\n:-4\r\n*2\r\n+write\r\n+movablekeys\r\n:0\r\n:0\r\n:0\r\n*0\r\n"
+      "*7\r\n$6\r\nzinter\r\n:-3\r\n*2\r\n+readonly\r\n+movablekeys\r\n:0\r\n:0\r\n:0\r\n*0\r\n";
+  dp::resp::Value v;
+  size_t used = 0;
+  std::string err;
+  REQUIRE(dp::resp::decode_value(bytes, &used, &v, &err));
+  auto t = CommandTable::from_command_reply(v, {}, &err);
+  REQUIRE_MESSAGE(t != nullptr, err);
+  Call mset(*t, {"MSET", "a", "1", "b", "2"});
+  CHECK(mset.keys() == Keys{"a", "b"});
+  CHECK_FALSE(mset.c.db_wide);
+  Call zu(*t, {"ZUNIONSTORE", "d", "1", "a"});
+  CHECK(zu.c.kind == Kind::write);
+  CHECK(zu.c.db_wide);
+  Call zi(*t, {"ZINTER", "1", "a"});
+  CHECK(zi.c.kind == Kind::keyspace_read);
 }
