@@ -1,0 +1,62 @@
+// What every session shares: configuration, the command table, the gate,
+// metrics and the proxy's serving state.  Owned by Proxy; outlives every
+// session.  Loop thread only.
+#pragma once
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <uv.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "config/config.h"
+#include "proxy/commands/command_table.h"
+#include "proxy/gate/durability_gate.h"
+#include "proxy/resp/request_parser.h"
+
+namespace dp {
+
+namespace admin {
+class Metrics;
+}
+class Session;
+
+struct ProxyContext {
+  uv_loop_t* loop = nullptr;
+  const config::Config* cfg = nullptr;
+  std::shared_ptr<const commands::CommandTable> table;  // replaced when the upstream changes
+  gate::DurabilityGate* gate = nullptr;                  // null with durability off
+  admin::Metrics* metrics = nullptr;
+  resp::RequestLimits limits;
+
+  sockaddr_storage upstream_addr{};  // resolved once at start
+  std::string upstream_name;         // "host:port" for messages
+
+  // Serving state: while false, every command is answered with
+  // "-LOADING <not_serving>" (start-up, restore) or "-ERR ..." (log failed).
+  bool serving = false;
+  std::string not_serving;     // the error line sent instead, without '-' and CRLF
+  bool log_failed = false;     // writes answered with an error
+  std::string log_failure;
+
+  uint64_t now_ms = 0;         // loop time, refreshed each turn
+
+  // Held-reply bytes over every session, and the bound on them.
+  uint64_t total_held_bytes = 0;
+  uint64_t clients = 0;
+
+  // Shared read buffer: libuv reads one stream at a time, so sessions read
+  // into it and copy only the unparsed remainder into their own buffer.
+  char* read_buf = nullptr;
+  size_t read_buf_size = 0;
+  bool read_buf_busy = false;
+
+  std::function<std::string()> info_durability;  // body of INFO durability
+  std::function<void(Session*)> session_closed;  // unregister before delete
+  std::function<void()> held_bytes_dropped;      // total fell below the bound
+};
+
+}  // namespace dp

@@ -1,0 +1,103 @@
+#include "proxy/gate/durability_gate.h"
+
+#include <utility>
+
+namespace dp::gate {
+
+DurabilityGate::DurabilityGate(ProbeFn send_probe, ClientLookup lookup)
+    : send_probe_(std::move(send_probe)), lookup_(std::move(lookup)) {
+  open_.id = next_id_;
+}
+
+void DurabilityGate::cover(uint64_t session_id, Token* token, uint64_t now_ms) {
+  if (open_.sessions.empty() && open_.tokens.empty()) open_.created_ms = now_ms;
+  // Sessions arrive in runs (a pipeline's replies), so checking the last one
+  // removes nearly all duplicates; the few left cost one extra flush each.
+  if (session_id != 0 && (open_.sessions.empty() || last_cover_session_ != session_id)) {
+    open_.sessions.push_back(session_id);
+    last_cover_session_ = session_id;
+  }
+  if (token && !token->empty()) open_.tokens.push_back(std::move(*token));
+  if (token) *token = Token{};
+}
+
+void DurabilityGate::flush() {
+  if (!batch_open()) return;
+  Batch b = std::move(open_);
+  open_ = Batch{};
+  open_.id = ++next_id_;
+  last_cover_session_ = 0;
+  uint64_t id = b.id;
+  batches_.push_back(std::move(b));
+  send_probe_(id);
+}
+
+void DurabilityGate::probe_answered(uint64_t probe_id, uint64_t offset) {
+  for (Batch& b : batches_) {
+    if (b.id != probe_id) continue;
+    if (b.answered) return;
+    b.answered = true;
+    // Answers are monotonic; a re-sent probe after a reconnect may answer
+    // out of band, so keep the schedule monotonic explicitly.
+    b.offset = offset < last_offset_ ? last_offset_ : offset;
+    last_offset_ = b.offset;
+    for (Token& t : b.tokens) pending_.resolve(std::move(t), b.offset);
+    b.tokens.clear();
+    break;
+  }
+  release_ready();
+}
+
+std::vector<uint64_t> DurabilityGate::unanswered_probes() const {
+  std::vector<uint64_t> ids;
+  for (const Batch& b : batches_)
+    if (!b.answered) ids.push_back(b.id);
+  return ids;
+}
+
+void DurabilityGate::durable(uint64_t offset) {
+  if (offset <= durable_) return;
+  durable_ = offset;
+  pending_.durable(offset);
+  release_ready();
+}
+
+void DurabilityGate::release_ready() {
+  std::vector<uint64_t> touched;
+  while (!batches_.empty() && batches_.front().answered && batches_.front().offset <= durable_) {
+    Batch& b = batches_.front();
+    released_through_ = b.id;
+    for (uint64_t s : b.sessions) touched.push_back(s);
+    batches_.pop_front();
+  }
+  for (uint64_t s : touched)
+    if (GateClient* c = lookup_(s)) c->on_release();
+}
+
+void DurabilityGate::expire(uint64_t now_ms, uint64_t timeout_ms, const std::string& reason, bool all) {
+  std::vector<uint64_t> touched;
+  uint64_t through = failed_through_;
+  for (const Batch& b : batches_) {
+    if (!all && now_ms - b.created_ms < timeout_ms) break;
+    if (b.id <= failed_through_) continue;
+    through = b.id;
+    touched.insert(touched.end(), b.sessions.begin(), b.sessions.end());
+  }
+  if (all && batch_open()) {
+    // Nothing may be released from the open batch either: close it unsent.
+    flush();
+    through = batches_.back().id;
+    touched.insert(touched.end(), batches_.back().sessions.begin(), batches_.back().sessions.end());
+  }
+  if (through == failed_through_) return;
+  failed_through_ = through;
+  for (uint64_t s : touched)
+    if (GateClient* c = lookup_(s)) c->on_fail(reason);
+}
+
+uint64_t DurabilityGate::oldest_wait_ms(uint64_t now_ms) const {
+  if (batches_.empty()) return 0;
+  return now_ms - batches_.front().created_ms;
+}
+
+}  // namespace dp::gate

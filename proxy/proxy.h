@@ -1,0 +1,128 @@
+// The proxy process: owns the loop, the listener, the sessions, the links
+// to the upstream, the durable log and the gate, and decides when to serve.
+//
+//   clients ─▶ listener ─▶ Session (1:1 upstream conn) ─▶ upstream
+//                             │ held replies           ▲      │ replication stream
+//                             ▼                        │      ▼
+//                        DurabilityGate ◀─ ROLE ── ControlLink  ReplicaLink ─▶ DurableLog
+//                             ▲                                  (+StreamTracker) │
+//                             └────────── durable offset (uv_async) ◀─────────────┘
+//
+// States: starting (connect, read COMMAND, recover) → serving; any loss of
+// the upstream drops back to starting until the recovery check passes
+// again, so no command reaches an upstream that lost acknowledged data.
+// Loop thread only, except the log's on_durable (any thread → uv_async).
+#pragma once
+
+#include <uv.h>
+
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include "config/config.h"
+#include "log/checkpoint_store.h"
+#include "log/durable_log.h"
+#include "proxy/admin/admin_server.h"
+#include "proxy/admin/metrics.h"
+#include "proxy/context.h"
+#include "proxy/gate/durability_gate.h"
+#include "proxy/stream_tracker.h"
+#include "proxy/upstream/control_link.h"
+#include "proxy/upstream/replica_link.h"
+#include "proxy/upstream/upstream_info.h"
+
+struct redisReply;
+
+namespace dp {
+
+class Session;
+
+class Proxy : public upstream::ReplicaLink::Listener {
+ public:
+  explicit Proxy(config::Config cfg);
+  ~Proxy() override;
+  // Runs until SIGTERM/SIGINT (or a fatal error). Returns the exit code.
+  int run();
+
+  // ReplicaLink::Listener
+  void on_full_resync(const std::string& replid, uint64_t offset) override;
+  void on_rdb_data(std::string_view bytes) override;
+  void on_rdb_done() override;
+  void on_continue(const std::string& new_replid) override;
+  void on_stream(std::string_view bytes, uint64_t first_offset) override;
+  void on_state(upstream::LinkState state, const std::string& reason) override;
+
+ private:
+  bool start(std::string* error);
+  static void on_accept(uv_stream_t* server, int status);
+  static void on_tick(uv_timer_t* t);
+  static void on_check(uv_check_t* c);
+  static void on_durable_async(uv_async_t* a);
+  static void on_signal(uv_signal_t* s, int signum);
+
+  void control_up();
+  void control_down(const std::string& reason);
+  void load_command_table();
+  void check_recovery();
+  void decide(const upstream::UpstreamInfo& up);
+  void start_replica_link(const std::string& replid, uint64_t offset);
+  void start_restore(const upstream::RecoveryPlan& plan);
+  void set_serving(bool serving, const std::string& why);
+  void durable_moved();
+  void log_failed(const std::string& reason);
+  void send_probe(uint64_t id);
+  void tick();
+  void begin_shutdown(const char* why);
+  void finish_shutdown();
+  void close_all_handles();
+  void refresh_metrics();
+  bool ready(std::string* reason) const;
+  std::string info_durability() const;
+  std::string status_json() const;
+
+  config::Config cfg_;
+  uv_loop_t loop_{};
+  ProxyContext ctx_;
+  std::unique_ptr<char[]> read_buf_;
+  uv_tcp_t listener_{};
+  uv_timer_t tick_{};
+  uv_check_t check_{};
+  uv_async_t durable_async_{};
+  uv_signal_t sigterm_{}, sigint_{}, sighup_{};
+  bool listening_ = false;
+
+  admin::Metrics metrics_;
+  std::unique_ptr<admin::AdminServer> admin_;
+  std::unique_ptr<upstream::ControlLink> control_;
+  std::unique_ptr<upstream::ReplicaLink> link_;
+  std::unique_ptr<log::DurableLog> log_;
+  std::unique_ptr<log::CheckpointStore> checkpoints_;
+  std::unique_ptr<log::CheckpointWriter> checkpoint_writer_;
+  std::unique_ptr<gate::DurabilityGate> gate_;
+  std::unique_ptr<StreamTracker> tracker_;
+
+  std::unordered_map<uint64_t, Session*> sessions_;
+  uint64_t next_session_id_ = 1;
+
+  // start-up / recovery state
+  bool table_loaded_ = false;
+  bool recovered_ = false;        // the recovery check passed for this upstream connection
+  bool checking_ = false;
+  bool refused_ = false;          // unknown dataset, on_unknown_dataset=refuse
+  std::string not_ready_;         // why the proxy does not serve
+  uint64_t control_retry_at_ = 0;
+  uint64_t control_backoff_ms_ = 100;
+  uint64_t link_retry_at_ = 0;
+  uint64_t link_backoff_ms_ = 100;
+  uint64_t rdb_bytes_ = 0;
+  uint64_t fullsync_offset_ = 0;
+  bool link_streaming_ = false;
+  bool shutting_down_ = false;
+  uint64_t shutdown_deadline_ = 0;
+  int exit_code_ = 0;
+  std::string fatal_;
+  uint64_t last_probe_offset_ = 0;
+};
+
+}  // namespace dp

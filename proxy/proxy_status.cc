@@ -1,0 +1,124 @@
+// What the proxy tells about itself: INFO durability, /status, /readyz and
+// the gauges of /metrics.
+#include <cstdio>
+#include <sstream>
+
+#include "proxy/proxy.h"
+#include "proxy/session.h"
+
+namespace dp {
+
+namespace {
+std::string json_string(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\', out += c;
+    else if (static_cast<unsigned char>(c) < 0x20) {
+      char b[8];
+      std::snprintf(b, sizeof b, "\\u%04x", c);
+      out += b;
+    } else out += c;
+  }
+  return out + "\"";
+}
+}  // namespace
+
+bool Proxy::ready(std::string* reason) const {
+  if (shutting_down_) return *reason = "shutting down", false;
+  if (!control_ || !control_->up()) return *reason = "upstream " + cfg_.upstream.str() + " not connected", false;
+  if (!ctx_.serving) return *reason = not_ready_.empty() ? "starting" : not_ready_, false;
+  if (gate_) {
+    if (ctx_.log_failed) return *reason = "durable log failed: " + ctx_.log_failure, false;
+    if (!link_streaming_) return *reason = "replication stream from the upstream is not flowing", false;
+  }
+  return true;
+}
+
+std::string Proxy::info_durability() const {
+  std::ostringstream o;
+  o << "# Durability\r\n";
+  o << "durability_mode:" << (gate_ ? "always" : "off") << "\r\n";
+  std::string why;
+  o << "ready:" << (ready(&why) ? 1 : 0) << "\r\n";
+  if (!why.empty()) o << "not_ready_reason:" << why << "\r\n";
+  if (gate_) {
+    uint64_t durable = log_->durable_offset();
+    o << "log_replid:" << log_->replid() << "\r\n";
+    o << "log_start_offset:" << log_->start_offset() << "\r\n";
+    o << "received_offset:" << log_->end_offset() << "\r\n";
+    o << "fsynced_offset:" << durable << "\r\n";
+    o << "upstream_offset:" << last_probe_offset_ << "\r\n";
+    o << "lag_bytes:" << (last_probe_offset_ > durable ? last_probe_offset_ - durable : 0) << "\r\n";
+    o << "unsynced_bytes:" << log_->unsynced_bytes() << "\r\n";
+    o << "replica_link:" << (link_ ? upstream::to_string(link_->state()) : "none") << "\r\n";
+    o << "replica_link_acked_offset:" << (link_ ? link_->acked_offset() : 0) << "\r\n";
+    auto st = log_->stats();
+    o << "log_fsyncs:" << st.fsyncs << "\r\n";
+    o << "log_last_fsync_us:" << st.last_fsync_ns / 1000 << "\r\n";
+    o << "log_failed:" << (ctx_.log_failed ? 1 : 0) << "\r\n";
+    if (ctx_.log_failed) o << "log_failure:" << ctx_.log_failure << "\r\n";
+    uint64_t held = 0, held_bytes = 0;
+    for (auto& [id, s] : sessions_) held += s->held_count(), held_bytes += s->held_bytes();
+    o << "held_replies:" << held << "\r\n";
+    o << "held_bytes:" << held_bytes << "\r\n";
+    o << "waiting_probes:" << gate_->waiting_batches() << "\r\n";
+    o << "oldest_wait_ms:" << gate_->oldest_wait_ms(ctx_.now_ms) << "\r\n";
+    o << "pending_keys:" << gate_->pending().key_count() << "\r\n";
+    if (auto cp = checkpoints_->latest()) {
+      o << "checkpoint_offset:" << cp->offset << "\r\n";
+      o << "checkpoint_bytes:" << cp->size << "\r\n";
+    }
+  }
+  o << "clients:" << sessions_.size() << "\r\n";
+  return o.str();
+}
+
+std::string Proxy::status_json() const {
+  std::ostringstream o;
+  std::string why;
+  bool r = ready(&why);
+  o << "{\"version\":" << json_string(DP_VERSION) << ",\"ready\":" << (r ? "true" : "false");
+  if (!r) o << ",\"not_ready_reason\":" << json_string(why);
+  o << ",\"config\":" << json_string(config::summary(cfg_));
+  o << ",\"durability\":" << json_string(gate_ ? "always" : "off");
+  o << ",\"clients\":" << sessions_.size();
+  if (gate_) {
+    uint64_t held = 0, held_bytes = 0;
+    for (auto& [id, s] : sessions_) held += s->held_count(), held_bytes += s->held_bytes();
+    uint64_t durable = log_->durable_offset();
+    o << ",\"replid\":" << json_string(log_->replid());
+    o << ",\"offsets\":{\"received\":" << log_->end_offset() << ",\"fsynced\":" << durable
+      << ",\"upstream\":" << last_probe_offset_ << ",\"log_start\":" << log_->start_offset() << "}";
+    o << ",\"lag_bytes\":" << (last_probe_offset_ > durable ? last_probe_offset_ - durable : 0);
+    o << ",\"held_replies\":" << held << ",\"held_bytes\":" << held_bytes;
+    o << ",\"replica_link\":" << json_string(link_ ? upstream::to_string(link_->state()) : "none");
+    o << ",\"log_failed\":" << (ctx_.log_failed ? "true" : "false");
+    if (auto cp = checkpoints_->latest())
+      o << ",\"checkpoint\":{\"offset\":" << cp->offset << ",\"bytes\":" << cp->size
+        << ",\"replid\":" << json_string(cp->replid) << "}";
+  }
+  o << "}";
+  return o.str();
+}
+
+void Proxy::refresh_metrics() {
+  std::string why;
+  metrics_.set(admin::Metric::clients_connected, double(sessions_.size()));
+  metrics_.set(admin::Metric::ready, ready(&why) ? 1 : 0);
+  metrics_.set(admin::Metric::upstream_connected, control_ && control_->up() ? 1 : 0);
+  if (gate_) {
+    uint64_t held = 0, held_bytes = 0;
+    for (auto& [id, s] : sessions_) held += s->held_count(), held_bytes += s->held_bytes();
+    metrics_.set(admin::Metric::held_replies, double(held));
+    metrics_.set(admin::Metric::held_bytes, double(held_bytes));
+    uint64_t durable = log_->durable_offset();
+    metrics_.set(admin::Metric::offset_received, double(log_->end_offset()));
+    metrics_.set(admin::Metric::offset_fsynced, double(durable));
+    metrics_.set(admin::Metric::offset_upstream, double(last_probe_offset_));
+    metrics_.set(admin::Metric::stream_lag_bytes, double(last_probe_offset_ > durable ? last_probe_offset_ - durable : 0));
+    metrics_.set(admin::Metric::replica_link_up, link_streaming_ ? 1 : 0);
+    metrics_.set(admin::Metric::log_failed, ctx_.log_failed ? 1 : 0);
+  }
+}
+
+}  // namespace dp

@@ -1,0 +1,809 @@
+#include "proxy/session.h"
+
+#include <charconv>
+#include <cstring>
+
+#include "proxy/logger.h"
+#include "proxy/resp/encoder.h"
+
+namespace dp {
+
+using commands::Kind;
+using commands::Special;
+
+namespace {
+
+constexpr size_t kReadChunk = 64 * 1024;
+constexpr size_t kMaxExpects = 1 << 20;  // pipeline depth bound per client
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i)
+    if ((a[i] | 0x20) != (b[i] | 0x20)) return false;
+  return true;
+}
+
+bool parse_int(std::string_view s, long long* out) {
+  if (s.empty()) return false;
+  auto r = std::from_chars(s.data(), s.data() + s.size(), *out);
+  return r.ec == std::errc() && r.ptr == s.data() + s.size();
+}
+
+bool is_pubsub_confirmation(std::string_view kind) {
+  return iequals(kind, "subscribe") || iequals(kind, "psubscribe") || iequals(kind, "ssubscribe") ||
+         iequals(kind, "unsubscribe") || iequals(kind, "punsubscribe") || iequals(kind, "sunsubscribe");
+}
+
+bool is_pubsub_message(std::string_view kind) {
+  return iequals(kind, "message") || iequals(kind, "pmessage") || iequals(kind, "smessage");
+}
+
+bool is_pubsub_special(Special s) {
+  return s == Special::subscribe || s == Special::psubscribe || s == Special::ssubscribe ||
+         s == Special::unsubscribe || s == Special::punsubscribe || s == Special::sunsubscribe;
+}
+
+// MONITOR lines: "+1700000000.123456 [0 127.0.0.1:5000] ..."
+bool looks_like_monitor_line(std::string_view frame) {
+  if (frame.size() < 4 || frame[0] != '+') return false;
+  size_t i = 1;
+  while (i < frame.size() && frame[i] >= '0' && frame[i] <= '9') ++i;
+  return i > 1 && i < frame.size() && frame[i] == '.' && frame.find(" [", i) != std::string_view::npos;
+}
+
+}  // namespace
+
+Session::Session(ProxyContext* ctx, uint64_t id)
+    : ctx_(ctx), id_(id), parser_(ctx->limits), framer_(ctx->limits.max_bulk_len + 1024) {
+  client_.data = this;
+  upstream_.data = this;
+  connect_req_.data = this;
+  client_write_.data = this;
+  upstream_write_.data = this;
+  shutdown_req_.data = this;
+}
+
+Session::~Session() = default;
+
+bool Session::accept(uv_stream_t* server) {
+  uv_tcp_init(ctx_->loop, &client_);
+  ++open_handles_;
+  if (int rc = uv_accept(server, reinterpret_cast<uv_stream_t*>(&client_)); rc != 0) {
+    LOG_WARN("session", "accept failed: %s", uv_strerror(rc));
+    close("accept failed");
+    return false;
+  }
+  uv_tcp_nodelay(&client_, 1);
+  uv_tcp_init(ctx_->loop, &upstream_);
+  ++open_handles_;
+  int rc = uv_tcp_connect(&connect_req_, &upstream_, reinterpret_cast<const sockaddr*>(&ctx_->upstream_addr),
+                          &Session::on_connect);
+  if (rc != 0) {
+    upstream_unreachable(uv_strerror(rc));
+    return true;
+  }
+  connecting_ = true;
+  update_reading();
+  return true;
+}
+
+// ---------------------------------------------------------------- upstream connect
+
+void Session::on_connect(uv_connect_t* req, int status) {
+  auto* self = static_cast<Session*>(req->data);
+  self->connecting_ = false;
+  if (self->closing_) return;
+  if (status != 0) return self->upstream_unreachable(uv_strerror(status));
+  self->connected_ = true;
+  uv_tcp_nodelay(&self->upstream_, 1);
+  if (self->client_gone_) return self->start_swallow();
+  self->flush_upstream();
+  self->update_reading();
+}
+
+void Session::upstream_unreachable(const char* cause) {
+  // Nothing was forwarded: forget what the client sent and tell it why.
+  for (gate::Token& t : tokens_)
+    if (ctx_->gate) ctx_->gate->pending().abandon(std::move(t));
+  tokens_.clear();
+  if (ctx_->gate && !multi_token_.empty()) ctx_->gate->pending().abandon(std::move(multi_token_));
+  expects_.clear();
+  local_.clear();
+  read_keys_.clear();
+  up_out_.clear();
+  upstream_closed_ = true;
+  std::string msg = "ERR durable-proxy: upstream " + ctx_->upstream_name + " unreachable: " + cause;
+  LOG_WARN("session", "client %llu: %s", static_cast<unsigned long long>(id_), msg.c_str());
+  std::string line;
+  resp::append_error(&line, msg);
+  queue_reply(line, false, nullptr, true);
+  release();
+}
+
+// ---------------------------------------------------------------- reading
+
+void Session::alloc_client(uv_handle_t* h, size_t, uv_buf_t* buf) {
+  auto* self = static_cast<Session*>(h->data);
+  ProxyContext* ctx = self->ctx_;
+  if (self->in_.empty() && !ctx->read_buf_busy) {
+    ctx->read_buf_busy = true;
+    *buf = uv_buf_init(ctx->read_buf, static_cast<unsigned>(ctx->read_buf_size));
+    return;
+  }
+  *buf = uv_buf_init(self->in_.prepare(kReadChunk), static_cast<unsigned>(self->in_.writable()));
+}
+
+void Session::alloc_upstream(uv_handle_t* h, size_t, uv_buf_t* buf) {
+  auto* self = static_cast<Session*>(h->data);
+  ProxyContext* ctx = self->ctx_;
+  if (self->up_in_.empty() && !ctx->read_buf_busy) {
+    ctx->read_buf_busy = true;
+    *buf = uv_buf_init(ctx->read_buf, static_cast<unsigned>(ctx->read_buf_size));
+    return;
+  }
+  *buf = uv_buf_init(self->up_in_.prepare(kReadChunk), static_cast<unsigned>(self->up_in_.writable()));
+}
+
+void Session::on_client_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
+  auto* self = static_cast<Session*>(s->data);
+  bool shared = buf->base == self->ctx_->read_buf;
+  if (n <= 0) {
+    if (shared) self->ctx_->read_buf_busy = false;
+    if (n == 0) return;
+    self->client_left(n == UV_EOF ? "client closed the connection" : uv_strerror(static_cast<int>(n)));
+    return;
+  }
+  if (shared) {
+    self->process_requests(std::string_view(buf->base, static_cast<size_t>(n)), nullptr);
+    self->ctx_->read_buf_busy = false;
+  } else {
+    self->in_.commit(static_cast<size_t>(n));
+    self->process_requests(self->in_.view(), &self->in_);
+  }
+  self->after_io();
+}
+
+void Session::on_upstream_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
+  auto* self = static_cast<Session*>(s->data);
+  bool shared = buf->base == self->ctx_->read_buf;
+  if (n <= 0) {
+    if (shared) self->ctx_->read_buf_busy = false;
+    if (n == 0) return;
+    self->upstream_gone(n == UV_EOF ? "upstream closed the connection" : uv_strerror(static_cast<int>(n)));
+    return;
+  }
+  if (shared) {
+    self->process_replies(std::string_view(buf->base, static_cast<size_t>(n)), nullptr);
+    self->ctx_->read_buf_busy = false;
+  } else {
+    self->up_in_.commit(static_cast<size_t>(n));
+    self->process_replies(self->up_in_.view(), &self->up_in_);
+  }
+  self->after_io();
+}
+
+void Session::after_io() {
+  if (closing_) return;
+  flush_upstream();
+  release();
+  update_reading();
+}
+
+void Session::update_reading() {
+  if (closing_) return;
+  const uint64_t limit = ctx_->cfg->client_buffer_bytes;
+  bool global_full = ctx_->total_held_bytes >= ctx_->cfg->total_held_bytes;
+  bool want_client = !client_gone_ && !draining_ && !stop_requests_ && !upstream_closed_ &&
+                     up_out_.size() + up_writing_.size() < limit && held_bytes_ < limit &&
+                     out_.size() + writing_.size() < limit && expects_.size() < kMaxExpects && !global_full;
+  if (global_full && !paused_global_ && want_client == false && !client_gone_) paused_global_ = true;
+  if (want_client != reading_client_) {
+    reading_client_ = want_client;
+    auto* st = reinterpret_cast<uv_stream_t*>(&client_);
+    if (want_client) uv_read_start(st, &Session::alloc_client, &Session::on_client_read);
+    else uv_read_stop(st);
+  }
+  bool want_upstream = connected_ && !upstream_closed_ &&
+                       (client_gone_ || (out_.size() + writing_.size() < limit && held_bytes_ < limit));
+  if (want_upstream != reading_upstream_) {
+    reading_upstream_ = want_upstream;
+    auto* st = reinterpret_cast<uv_stream_t*>(&upstream_);
+    if (want_upstream) uv_read_start(st, &Session::alloc_upstream, &Session::on_upstream_read);
+    else uv_read_stop(st);
+  }
+}
+
+void Session::maybe_resume() {
+  paused_global_ = false;
+  update_reading();
+}
+
+// ---------------------------------------------------------------- requests
+
+void Session::process_requests(std::string_view input, ByteBuffer* owner) {
+  size_t pos = 0;
+  if (raw_client_) {
+    forward(input);
+    pos = input.size();
+  }
+  while (pos < input.size() && !stop_requests_ && !closing_) {
+    std::string_view rest = input.substr(pos);
+    resp::ParseStatus st = parser_.parse(rest, &req_);
+    if (st == resp::ParseStatus::incomplete) break;
+    if (st == resp::ParseStatus::error) {
+      protocol_error(parser_.error());
+      pos = input.size();
+      break;
+    }
+    std::string_view bytes = rest.substr(0, req_.consumed);
+    pos += req_.consumed;
+    if (st == resp::ParseStatus::skip) continue;
+    handle_request(bytes);
+    if (raw_client_) {  // SYNC/PSYNC: everything after it is the replica's stream
+      forward(input.substr(pos));
+      pos = input.size();
+    }
+  }
+  if (owner) {
+    owner->consume(pos);
+  } else if (pos < input.size()) {
+    in_.append(input.substr(pos));
+  }
+}
+
+void Session::protocol_error(const std::string& text) {
+  // Valkey sends the replies already due, then the error, then closes.
+  stop_requests_ = true;
+  std::string line;
+  resp::append_error(&line, text);
+  LOG_DEBUG("session", "client %llu: protocol error: %s", static_cast<unsigned long long>(id_), text.c_str());
+  answer_locally(line, /*close_after=*/true);
+}
+
+void Session::answer_locally(std::string_view reply, bool close_after, bool wait) {
+  Expect e;
+  e.type = ExpectType::local;
+  e.kind = Kind::other;
+  e.close_after = close_after;
+  e.local_probe = wait;
+  e.local_len = static_cast<uint32_t>(reply.size());
+  local_.append(reply);
+  expects_.push_back(e);
+  take_local_expects();
+}
+
+void Session::forward(std::string_view bytes) {
+  up_out_.append(bytes);
+}
+
+void Session::handle_request(std::string_view bytes) {
+  const auto& args = req_.args;
+  if (args.empty()) return;
+  if (!ctx_->serving) {
+    std::string line;
+    resp::append_error(&line, ctx_->not_serving);
+    return answer_locally(line);
+  }
+  ctx_->table->classify(args, &cls_);
+  const bool durable = ctx_->gate != nullptr;
+
+  Expect e;
+  e.kind = cls_.kind;
+  e.special = cls_.special;
+  e.db = db_;
+
+  switch (cls_.special) {
+    case Special::client_reply:
+      if (args.size() == 3) {
+        if (iequals(args[2], "on")) {
+          reply_mode_ = ReplyMode::on;
+          return answer_locally("+OK\r\n");
+        }
+        if (iequals(args[2], "off")) {
+          reply_mode_ = ReplyMode::off;
+          return;
+        }
+        if (iequals(args[2], "skip")) {
+          if (reply_mode_ == ReplyMode::on) reply_mode_ = ReplyMode::skip_next;
+          return;
+        }
+      }
+      break;  // let the upstream produce its error
+    case Special::info:
+      if (args.size() == 2 && iequals(args[1], "durability")) {
+        std::string body = ctx_->info_durability ? ctx_->info_durability() : std::string();
+        std::string reply;
+        resp::append_verbatim_or_bulk(&reply, body, resp_);
+        if (reply_mode_ != ReplyMode::on) return consume_skip();
+        return answer_locally(reply);
+      }
+      break;
+    case Special::waitaof:
+      if (durable && args.size() == 4 && args[2] == "0") {
+        long long numlocal = 0;
+        if (parse_int(args[1], &numlocal) && numlocal >= 0) {
+          // The proxy's log is this server's local AOF: the answer waits
+          // like a write, so every earlier write is durable when it leaves.
+          if (reply_mode_ != ReplyMode::on) return consume_skip();
+          return answer_locally("*2\r\n:1\r\n:0\r\n", false, /*wait=*/true);
+        }
+      }
+      break;
+    case Special::sync:
+    case Special::psync:
+      raw_client_ = true;
+      e.type = ExpectType::raw_switch;
+      e.kind = Kind::other;
+      forward(bytes);
+      expects_.push_back(e);
+      return;
+    case Special::select: {
+      long long n = 0;
+      e.arg = db_;
+      if (parse_int(args.size() > 1 ? args[1] : std::string_view(), &n) && n >= 0 &&
+          n < gate::PendingKeys::kMaxDb)
+        db_ = static_cast<int>(n);
+      break;
+    }
+    case Special::hello: {
+      long long v = 0;
+      if (args.size() > 1 && parse_int(args[1], &v)) e.arg = static_cast<int>(v);
+      break;
+    }
+    default:
+      break;
+  }
+  if (is_pubsub_special(cls_.special)) e.type = ExpectType::pubsub;
+
+  if (ctx_->log_failed && cls_.kind == Kind::write && durable) {
+    std::string line;
+    resp::append_error(&line, "ERR durable-proxy: write refused, the durable log failed: " + ctx_->log_failure);
+    return answer_locally(line);
+  }
+
+  if (in_multi_ && cls_.special != Special::exec && cls_.special != Special::discard &&
+      cls_.special != Special::multi && cls_.special != Special::watch) {
+    // Queued: the reply is +QUEUED (reveals nothing); EXEC carries the marks.
+    if (durable && cls_.kind == Kind::write) mark_write(&multi_token_);
+    e.kind = Kind::other;
+  } else if (cls_.special == Special::multi) {
+    if (!in_multi_) {
+      in_multi_ = true;
+      multi_db_ = e.arg = db_;
+    }
+    e.kind = Kind::other;
+  } else if (cls_.special == Special::exec && in_multi_) {
+    in_multi_ = false;
+    e.kind = Kind::write;
+    if (durable) {
+      tokens_.push_back(std::move(multi_token_));
+      multi_token_ = gate::Token{};
+      e.has_token = true;
+    }
+  } else if (cls_.special == Special::discard && in_multi_) {
+    in_multi_ = false;
+    db_ = multi_db_;
+    if (durable) ctx_->gate->pending().abandon(std::move(multi_token_));
+    multi_token_ = gate::Token{};
+    e.kind = Kind::other;
+  } else if (durable && cls_.kind == Kind::write) {
+    gate::Token t;
+    mark_write(&t);
+    tokens_.push_back(std::move(t));
+    e.has_token = true;
+  } else if (durable && cls_.kind == Kind::read) {
+    e.nkeys = static_cast<uint32_t>(cls_.keys.size());
+    for (std::string_view k : cls_.keys) {
+      uint32_t len = static_cast<uint32_t>(k.size());
+      read_keys_.append(std::string_view(reinterpret_cast<const char*>(&len), sizeof len));
+      read_keys_.append(k);
+    }
+  }
+
+  if (reply_mode_ == ReplyMode::off) e.drop = true;
+  else if (reply_mode_ == ReplyMode::skip_next) {
+    e.drop = true;
+    reply_mode_ = ReplyMode::on;
+  }
+  forward(bytes);
+  expects_.push_back(e);
+}
+
+void Session::consume_skip() {
+  if (reply_mode_ == ReplyMode::skip_next) reply_mode_ = ReplyMode::on;
+}
+
+void Session::mark_write(gate::Token* t) {
+  gate::PendingKeys& pk = ctx_->gate->pending();
+  for (std::string_view k : cls_.keys) pk.mark_key(t, db_, k);
+  if (cls_.all_dbs) pk.mark_all(t);
+  if (cls_.db_wide) pk.mark_db(t, db_);
+  if (cls_.other_db >= 0) pk.mark_db(t, cls_.other_db);
+  if (cls_.other_db2 >= 0) pk.mark_db(t, cls_.other_db2);
+}
+
+void Session::flush_upstream() {
+  if (!connected_ || upstream_writing_ || up_out_.empty() || upstream_closed_ || closing_) return;
+  uv_buf_t b = uv_buf_init(const_cast<char*>(up_out_.data()), static_cast<unsigned>(up_out_.size()));
+  auto* st = reinterpret_cast<uv_stream_t*>(&upstream_);
+  int n = uv_try_write(st, &b, 1);
+  if (n > 0) up_out_.consume(static_cast<size_t>(n));
+  else if (n < 0 && n != UV_EAGAIN) return upstream_gone(uv_strerror(n));
+  if (up_out_.empty()) return;
+  up_writing_.swap(up_out_);
+  upstream_writing_ = true;
+  b = uv_buf_init(const_cast<char*>(up_writing_.data()), static_cast<unsigned>(up_writing_.size()));
+  uv_write(&upstream_write_, st, &b, 1, &Session::on_upstream_written);
+}
+
+void Session::on_upstream_written(uv_write_t* req, int status) {
+  auto* self = static_cast<Session*>(req->data);
+  self->upstream_writing_ = false;
+  self->up_writing_.clear();
+  if (self->closing_) return;
+  if (status < 0) return self->upstream_gone(uv_strerror(status));
+  self->flush_upstream();
+  self->update_reading();
+}
+
+// ---------------------------------------------------------------- replies
+
+void Session::process_replies(std::string_view input, ByteBuffer* owner) {
+  size_t pos = 0;
+  while (pos < input.size() && !closing_) {
+    if (raw_upstream_ || client_gone_) {
+      if (!client_gone_) queue_reply(input.substr(pos), false, nullptr);
+      pos = input.size();
+      break;
+    }
+    std::string_view rest = input.substr(pos);
+    resp::Frame f;
+    resp::FrameStatus st = framer_.next(rest, &f);
+    if (st == resp::FrameStatus::incomplete) break;
+    if (st == resp::FrameStatus::error) {
+      LOG_ERROR("session", "client %llu: upstream %s sent an unreadable reply: %s",
+                static_cast<unsigned long long>(id_), ctx_->upstream_name.c_str(), framer_.error().c_str());
+      upstream_gone("upstream sent an unreadable reply");
+      return;
+    }
+    on_frame(rest.substr(0, f.length), f);
+    pos += f.length;
+  }
+  if (owner) {
+    owner->consume(pos);
+  } else if (pos < input.size()) {
+    up_in_.append(input.substr(pos));
+  }
+}
+
+Session::FrameRole Session::frame_role(std::string_view frame, const resp::Frame& f) {
+  bool push = f.type == '>';
+  bool pubsub_front = !expects_.empty() && expects_.front().type == ExpectType::pubsub;
+  if (push || (f.type == '*' && (subscribed_ || pubsub_front))) {
+    resp::FrameElements el;
+    if (resp::frame_elements(frame.substr(f.attr_length), 3, &el) && !el.items.empty()) {
+      std::string_view kind = el.items[0];
+      if (is_pubsub_confirmation(kind)) {
+        if (!push && el.items.size() >= 3) {
+          long long count = 0;
+          if (parse_int(el.items[2], &count)) subscribed_ = count > 0;
+        }
+        return pubsub_front ? FrameRole::confirmation : FrameRole::passive;
+      }
+      if (push || (subscribed_ && is_pubsub_message(kind))) return FrameRole::message;
+    } else if (push) {
+      return FrameRole::message;
+    }
+  }
+  if (monitor_ && f.type == '+' && looks_like_monitor_line(frame)) return FrameRole::message;
+  return FrameRole::reply;
+}
+
+void Session::on_frame(std::string_view frame, const resp::Frame& f) {
+  switch (frame_role(frame, f)) {
+    case FrameRole::message:  // pub/sub, invalidations, MONITOR: held like writes
+      queue_reply(frame, ctx_->gate != nullptr, nullptr);
+      return;
+    case FrameRole::passive:
+      queue_reply(frame, false, nullptr);
+      return;
+    case FrameRole::confirmation:
+      expects_.front().confirmations++;
+      if (!expects_.front().drop) queue_reply(frame, false, nullptr);
+      return;
+    case FrameRole::reply:
+      break;
+  }
+  // A pub/sub command that already got its confirmations is complete once
+  // a reply to something else arrives.
+  while (!expects_.empty() && expects_.front().type == ExpectType::pubsub && expects_.front().confirmations > 0) {
+    expects_.pop_front();
+    take_local_expects();
+  }
+  if (expects_.empty() || (expects_.front().type != ExpectType::reply && expects_.front().type != ExpectType::pubsub)) {
+    // Nothing asked for it (or a local reply is due first, which cannot
+    // happen: locals are taken as soon as they reach the front).
+    LOG_DEBUG("session", "client %llu: unsolicited reply from upstream", static_cast<unsigned long long>(id_));
+    queue_reply(frame, ctx_->gate != nullptr, nullptr);
+    return;
+  }
+  Expect e = expects_.front();
+  expects_.pop_front();
+  apply_reply_effects(e, frame, f);
+
+  gate::Token token;
+  gate::Token* tp = nullptr;
+  if (e.has_token) {
+    token = std::move(tokens_.front());
+    tokens_.pop_front();
+    tp = &token;
+  }
+  bool wait = false;
+  if (ctx_->gate) {
+    switch (e.kind) {
+      case Kind::write:
+      case Kind::keyspace_read:
+        wait = true;
+        break;
+      case Kind::read:
+        wait = read_needs_wait(e);
+        break;
+      case Kind::other:
+        break;
+    }
+  }
+  if (e.drop) {
+    if (wait) queue_reply(std::string_view(), true, tp);  // keeps order and resolves marks
+  } else {
+    queue_reply(frame, wait, tp);
+  }
+  take_local_expects();
+}
+
+bool Session::read_needs_wait(const Expect& e) {
+  // Consume this read's keys from read_keys_ whatever the answer.
+  gate::PendingKeys& pk = ctx_->gate->pending();
+  bool check = !pk.empty();
+  bool pending = check && pk.db_pending(e.db);
+  for (uint32_t i = 0; i < e.nkeys; ++i) {
+    uint32_t len;
+    std::memcpy(&len, read_keys_.data(), sizeof len);
+    read_keys_.consume(sizeof len);
+    if (check && !pending) pending = pk.key_pending(e.db, std::string_view(read_keys_.data(), len));
+    read_keys_.consume(len);
+  }
+  return pending;
+}
+
+void Session::apply_reply_effects(const Expect& e, std::string_view frame, const resp::Frame& f) {
+  bool error = f.is_error();
+  switch (e.special) {
+    case Special::select:
+      if (error) db_ = e.arg;
+      break;
+    case Special::hello:
+      if (!error && e.arg > 0) resp_ = e.arg;
+      break;
+    case Special::reset:
+      if (!error) {
+        db_ = 0;
+        resp_ = 2;
+        if (in_multi_ && ctx_->gate) ctx_->gate->pending().abandon(std::move(multi_token_));
+        multi_token_ = gate::Token{};
+        in_multi_ = false;
+        subscribed_ = false;
+        monitor_ = false;
+        reply_mode_ = ReplyMode::on;
+      }
+      break;
+    case Special::monitor:
+      if (!error) monitor_ = true;
+      break;
+    case Special::multi:
+      if (error && in_multi_ && e.arg == multi_db_) {
+      }
+      break;
+    default:
+      break;
+  }
+  (void)frame;
+}
+
+void Session::take_local_expects() {
+  while (!expects_.empty()) {
+    Expect& e = expects_.front();
+    if (e.type == ExpectType::local) {
+      queue_reply(std::string_view(local_.data(), e.local_len), e.local_probe, nullptr, e.close_after);
+      local_.consume(e.local_len);
+      expects_.pop_front();
+    } else if (e.type == ExpectType::raw_switch) {
+      raw_upstream_ = true;
+      expects_.pop_front();
+    } else {
+      break;
+    }
+  }
+}
+
+void Session::queue_reply(std::string_view bytes, bool wait, gate::Token* token, bool close_after) {
+  if (client_gone_) {
+    if (token && ctx_->gate) ctx_->gate->cover(0, token, ctx_->now_ms);
+    return;
+  }
+  uint64_t probe = 0;
+  if (wait) {
+    probe = ctx_->gate->current_probe();
+    ctx_->gate->cover(id_, token, ctx_->now_ms);
+  }
+  if (!wait && held_.empty()) {
+    out_.append(bytes);
+    if (close_after) close_when_flushed_ = true;
+    return;
+  }
+  held_buf_.append(bytes);
+  held_.push_back(Held{static_cast<uint32_t>(bytes.size()), wait ? HeldState::wait_probe : HeldState::ready,
+                       false, close_after, probe});
+  held_bytes_ += bytes.size();
+  ctx_->total_held_bytes += bytes.size();
+}
+
+void Session::on_release() {
+  if (closing_) return;
+  release();
+  update_reading();
+}
+
+void Session::on_fail(const std::string& reason) {
+  fail_reason_ = reason;
+  if (closing_) return;
+  release();
+  update_reading();
+}
+
+void Session::release() {
+  uint64_t released = held_bytes_;
+  const uint64_t through = ctx_->gate ? ctx_->gate->released_through() : 0;
+  const uint64_t failed = ctx_->gate ? ctx_->gate->failed_through() : 0;
+  while (!held_.empty()) {
+    Held& h = held_.front();
+    if (h.state == HeldState::wait_probe && h.probe > through) {
+      if (h.probe > failed) break;
+      // Not durable in time (or the log failed): never release it as success.
+      std::string line;
+      resp::append_error(&line, "ERR durable-proxy: reply withheld, write not durable: " + fail_reason_);
+      if (h.len > 0) out_.append(line);
+    } else {
+      out_.append(std::string_view(held_buf_.data(), h.len));
+    }
+    if (h.close_after) close_when_flushed_ = true;
+    held_buf_.consume(h.len);
+    held_bytes_ -= h.len;
+    held_.pop_front();
+  }
+  released -= held_bytes_;
+  if (released) {
+    bool was_full = ctx_->total_held_bytes >= ctx_->cfg->total_held_bytes;
+    ctx_->total_held_bytes -= released;
+    if (was_full && ctx_->total_held_bytes < ctx_->cfg->total_held_bytes && ctx_->held_bytes_dropped)
+      ctx_->held_bytes_dropped();
+  }
+  flush_client();
+}
+
+void Session::flush_client() {
+  if (closing_ || client_gone_) return;
+  if (!client_writing_ && !out_.empty()) {
+    uv_buf_t b = uv_buf_init(const_cast<char*>(out_.data()), static_cast<unsigned>(out_.size()));
+    auto* st = reinterpret_cast<uv_stream_t*>(&client_);
+    int n = uv_try_write(st, &b, 1);
+    if (n > 0) out_.consume(static_cast<size_t>(n));
+    else if (n < 0 && n != UV_EAGAIN) return client_left(uv_strerror(n));
+    if (!out_.empty()) {
+      writing_.swap(out_);
+      client_writing_ = true;
+      b = uv_buf_init(const_cast<char*>(writing_.data()), static_cast<unsigned>(writing_.size()));
+      uv_write(&client_write_, st, &b, 1, &Session::on_client_written);
+    }
+  }
+  if (client_writing_ || !out_.empty()) return;
+  // Everything due is delivered.
+  if (close_when_flushed_) return close("protocol error or upstream refused");
+  if (held_.empty() && ((upstream_closed_ && expects_.empty()) || (draining_ && expects_.empty())))
+    return close(upstream_closed_ ? "upstream closed" : "draining");
+}
+
+void Session::on_client_written(uv_write_t* req, int status) {
+  auto* self = static_cast<Session*>(req->data);
+  self->client_writing_ = false;
+  self->writing_.clear();
+  if (self->closing_) return;
+  if (status < 0) return self->client_left(uv_strerror(status));
+  self->flush_client();
+  self->update_reading();
+}
+
+// ---------------------------------------------------------------- endings
+
+void Session::upstream_gone(const std::string& why) {
+  if (upstream_closed_ || closing_) return;
+  upstream_closed_ = true;
+  LOG_DEBUG("session", "client %llu: %s", static_cast<unsigned long long>(id_), why.c_str());
+  // Commands that got no reply may have run: their marks wait for a probe.
+  cover_outstanding();
+  expects_.clear();
+  local_.clear();
+  read_keys_.clear();
+  if (connected_) uv_read_stop(reinterpret_cast<uv_stream_t*>(&upstream_));
+  reading_upstream_ = false;
+  if (client_gone_) return close(why);
+  update_reading();
+  flush_client();  // closes once held replies are released and delivered
+}
+
+void Session::client_left(const std::string& why) {
+  if (client_gone_ || closing_) return;
+  client_gone_ = true;
+  LOG_DEBUG("session", "client %llu: %s", static_cast<unsigned long long>(id_), why.c_str());
+  uint64_t dropped = held_bytes_;
+  held_.clear();
+  held_buf_.clear();
+  held_bytes_ = 0;
+  if (dropped) ctx_->total_held_bytes -= dropped;
+  out_.clear();
+  uv_read_stop(reinterpret_cast<uv_stream_t*>(&client_));
+  reading_client_ = false;
+  if (upstream_closed_ || (!connected_ && !connecting_)) return close(why);
+  if (connected_) start_swallow();
+  // else: on_connect will start swallowing
+}
+
+void Session::start_swallow() {
+  // Let the upstream finish what it already read, then close: its EOF
+  // tells us every forwarded command has run, so the probe that follows
+  // covers them all (the "swallow" of late replies).
+  if (ctx_->gate == nullptr || (tokens_.empty() && multi_token_.empty())) return close("client left");
+  flush_upstream();
+  uv_shutdown(&shutdown_req_, reinterpret_cast<uv_stream_t*>(&upstream_), [](uv_shutdown_t* req, int) {
+    (void)req;  // EOF (or an error) arrives through on_upstream_read
+  });
+  update_reading();
+}
+
+void Session::cover_outstanding() {
+  if (!ctx_->gate) return;
+  for (gate::Token& t : tokens_) ctx_->gate->cover(0, &t, ctx_->now_ms);
+  tokens_.clear();
+  if (!multi_token_.empty()) ctx_->gate->pending().abandon(std::move(multi_token_));
+  multi_token_ = gate::Token{};
+}
+
+void Session::drain() {
+  draining_ = true;
+  update_reading();
+  if (idle()) close("shutdown");
+}
+
+void Session::close(const std::string& why) {
+  if (closing_) return;
+  closing_ = true;
+  close_reason_ = why;
+  cover_outstanding();
+  if (held_bytes_) ctx_->total_held_bytes -= held_bytes_;
+  held_bytes_ = 0;
+  if (ctx_->session_closed) ctx_->session_closed(this);
+  auto close_one = [this](uv_tcp_t* h) {
+    if (uv_is_closing(reinterpret_cast<uv_handle_t*>(h))) return;
+    uv_close(reinterpret_cast<uv_handle_t*>(h), &Session::on_handle_closed);
+  };
+  int handles = open_handles_;
+  if (handles >= 1) close_one(&client_);
+  if (handles >= 2) close_one(&upstream_);
+  if (handles == 0) delete this;
+}
+
+void Session::on_handle_closed(uv_handle_t* h) {
+  auto* self = static_cast<Session*>(h->data);
+  if (--self->open_handles_ == 0) delete self;
+}
+
+}  // namespace dp

@@ -1,0 +1,187 @@
+// One client connection and its own upstream connection (1:1).
+//
+//   client ──read──▶ request_parser ──classify──▶ forward (same bytes) ──▶ upstream
+//                         │ expects_ (one per forwarded command, in order)
+//   client ◀──write── out_ ◀── held_ (ordered reply queue) ◀── reply_framer ◀── upstream
+//                                  ▲ released when the gate says durable
+//
+// The session tracks only the state framing needs: selected db, RESP
+// version, MULTI, subscriptions, MONITOR, CLIENT REPLY mode, and whether it
+// became a raw pipe (SYNC/PSYNC).  Replies leave strictly in command order;
+// a held reply holds those behind it.  Replies the proxy answers itself are
+// queued in the same order.
+//
+// Lifetime: created by the listener, deletes itself after both handles are
+// closed (close() is idempotent).  A client that leaves: the upstream gets a
+// write shutdown so Valkey finishes what it read, replies are swallowed,
+// and unresolved write marks are covered by a probe once the upstream has
+// closed.  Loop thread only.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <deque>
+#include <string>
+
+#include "proxy/byte_buffer.h"
+#include "proxy/commands/command_table.h"
+#include "proxy/context.h"
+#include "proxy/gate/durability_gate.h"
+#include "proxy/resp/reply_framer.h"
+#include "proxy/resp/request_parser.h"
+
+namespace dp {
+
+class Session : public gate::GateClient {
+ public:
+  Session(ProxyContext* ctx, uint64_t id);
+  ~Session() override;
+
+  // Accepts from `server`; false (and the session closes itself) on error.
+  bool accept(uv_stream_t* server);
+  uint64_t id() const { return id_; }
+
+  // Stop reading requests; close once every due reply is delivered.
+  void drain();
+  void close(const std::string& why);
+  bool idle() const { return expects_.empty() && held_.empty() && out_.empty() && !client_writing_; }
+
+  // gate::GateClient
+  void on_release() override;
+  void on_fail(const std::string& reason) override;
+
+  // Global held-byte bound dropped: reading may resume.
+  void maybe_resume();
+
+  uint64_t held_bytes() const { return held_bytes_; }
+  size_t held_count() const { return held_.size(); }
+
+ private:
+  // What a forwarded command's reply needs.
+  enum class ExpectType : uint8_t { reply, local, pubsub, raw_switch };
+  struct Expect {
+    ExpectType type = ExpectType::reply;
+    commands::Kind kind = commands::Kind::write;
+    commands::Special special = commands::Special::none;
+    bool drop = false;         // CLIENT REPLY OFF/SKIP: swallow the reply
+    bool close_after = false;  // protocol error: close once delivered
+    bool local_probe = false;  // local reply that waits like a write (WAITAOF)
+    int db = 0;                // db the command ran in (reads: pending check)
+    int arg = 0;               // SELECT: previous db; HELLO: version asked
+    uint32_t nkeys = 0;        // reads: keys stored in read_keys_
+    uint32_t local_len = 0;    // local: bytes in local_
+    uint32_t confirmations = 0;
+    bool has_token = false;    // write marks in tokens_ (front)
+  };
+  enum class HeldState : uint8_t { ready, wait_probe };
+  struct Held {
+    uint32_t len;
+    HeldState state;
+    bool failed = false;
+    bool close_after = false;
+    uint64_t probe = 0;
+  };
+  enum class ReplyMode : uint8_t { on, off, skip_next };
+
+  // libuv plumbing
+  static void alloc_client(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
+  static void alloc_upstream(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
+  static void on_client_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf);
+  static void on_upstream_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf);
+  static void on_connect(uv_connect_t* req, int status);
+  static void on_client_written(uv_write_t* req, int status);
+  static void on_upstream_written(uv_write_t* req, int status);
+  static void on_handle_closed(uv_handle_t* h);
+
+  enum class FrameRole : uint8_t { reply, confirmation, message, passive };
+
+  // requests
+  void process_requests(std::string_view input, ByteBuffer* owner);
+  void handle_request(std::string_view bytes);
+  void mark_write(gate::Token* t);
+  void consume_skip();
+  void forward(std::string_view bytes);
+  void answer_locally(std::string_view reply, bool close_after = false, bool wait = false);
+  void protocol_error(const std::string& text);
+  void flush_upstream();
+
+  // replies
+  void process_replies(std::string_view input, ByteBuffer* owner);
+  FrameRole frame_role(std::string_view frame, const resp::Frame& f);
+  void on_frame(std::string_view frame, const resp::Frame& f);
+  void apply_reply_effects(const Expect& e, std::string_view frame, const resp::Frame& f);
+  bool read_needs_wait(const Expect& e);
+  void queue_reply(std::string_view bytes, bool wait, gate::Token* token, bool close_after = false);
+  void take_local_expects();
+  void release();
+  void flush_client();
+  void after_io();
+  void update_reading();
+
+  // endings
+  void upstream_unreachable(const char* cause);
+  void upstream_gone(const std::string& why);
+  void client_left(const std::string& why);
+  void start_swallow();
+  void cover_outstanding();
+
+  ProxyContext* ctx_;
+  uint64_t id_;
+  uv_tcp_t client_{};
+  uv_tcp_t upstream_{};
+  uv_connect_t connect_req_{};
+  uv_write_t client_write_{};
+  uv_write_t upstream_write_{};
+  uv_shutdown_t shutdown_req_{};
+  int open_handles_ = 0;
+
+  resp::RequestParser parser_;
+  resp::ReplyFramer framer_;
+  resp::Request req_;
+  commands::Classification cls_;
+
+  ByteBuffer in_;        // unparsed client bytes
+  ByteBuffer up_in_;     // unframed upstream bytes
+  ByteBuffer up_out_;    // requests to forward (accumulating)
+  ByteBuffer up_writing_;// requests being written
+  ByteBuffer out_;       // released replies (accumulating)
+  ByteBuffer writing_;   // replies being written
+  ByteBuffer held_buf_;  // bytes of held_ entries, in order
+  ByteBuffer local_;     // bytes of local expects, in order
+  ByteBuffer read_keys_; // [db u32][n u32]([len u32][bytes])* per read expect
+  std::deque<Expect> expects_;
+  std::deque<Held> held_;
+  std::deque<gate::Token> tokens_;  // write marks of expects with has_token, in order
+  gate::Token multi_token_;
+  uint64_t held_bytes_ = 0;
+
+  // connection state
+  int db_ = 0;
+  int multi_db_ = 0;
+  int resp_ = 2;
+  bool in_multi_ = false;
+  bool subscribed_ = false;   // RESP2 subscribed mode (messages are arrays)
+  bool monitor_ = false;
+  ReplyMode reply_mode_ = ReplyMode::on;
+  bool raw_client_ = false;   // requests forwarded raw (after SYNC/PSYNC)
+  bool raw_upstream_ = false; // replies passed raw
+
+  bool connecting_ = false;
+  bool connected_ = false;
+  bool upstream_writing_ = false;
+  bool client_writing_ = false;
+  bool reading_client_ = false;
+  bool reading_upstream_ = false;
+  bool draining_ = false;          // no new requests (shutdown)
+  bool stop_requests_ = false;     // protocol error seen
+  bool upstream_closed_ = false;
+  bool client_gone_ = false;
+  bool close_when_flushed_ = false;
+  bool closing_ = false;
+  bool paused_global_ = false;
+  std::string fail_reason_;
+  std::string close_reason_;
+};
+
+}  // namespace dp

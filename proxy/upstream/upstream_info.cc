@@ -1,0 +1,103 @@
+#include "proxy/upstream/upstream_info.h"
+
+#include <charconv>
+#include <sstream>
+
+namespace dp::upstream {
+
+namespace {
+uint64_t to_u64(std::string_view s) {
+  long long v = 0;
+  std::from_chars(s.data(), s.data() + s.size(), v);
+  return v < 0 ? 0 : static_cast<uint64_t>(v);
+}
+}  // namespace
+
+UpstreamInfo parse_upstream_info(const std::string& replication, const std::string& keyspace) {
+  UpstreamInfo info;
+  std::istringstream in(replication);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    size_t colon = line.find(':');
+    if (colon == std::string::npos || line[0] == '#') continue;
+    std::string_view k(line.data(), colon), v(line.data() + colon + 1, line.size() - colon - 1);
+    if (k == "role") info.role = v, info.parsed = true;
+    else if (k == "master_replid") info.replid = v;
+    else if (k == "master_replid2") info.replid2 = v;
+    else if (k == "master_repl_offset") info.offset = to_u64(v);
+    else if (k == "second_repl_offset") info.second_offset = v == "-1" ? 0 : to_u64(v);
+    else if (k == "master_host") info.master_host = v;
+  }
+  std::istringstream ks(keyspace);
+  while (std::getline(ks, line)) {
+    // db0:keys=3,expires=0,avg_ttl=0
+    if (line.rfind("db", 0) != 0) continue;
+    size_t p = line.find("keys=");
+    if (p == std::string::npos) continue;
+    size_t e = line.find(',', p);
+    info.keys += to_u64(std::string_view(line).substr(p + 5, e == std::string::npos ? std::string::npos : e - p - 5));
+  }
+  return info;
+}
+
+RecoveryPlan plan_recovery(const std::string& ours, uint64_t end, const UpstreamInfo& up,
+                           config::OnUnknownDataset on_unknown) {
+  RecoveryPlan p;
+  std::ostringstream why;
+  auto with_up = [&] {
+    why << " (upstream: replid " << (up.replid.empty() ? "?" : up.replid) << " offset " << up.offset
+        << ", replid2 " << (up.replid2.empty() ? "?" : up.replid2) << " until " << up.second_offset << ", "
+        << up.keys << " keys)";
+  };
+  if (ours.empty()) {
+    p.action = RecoveryAction::fresh;
+    why << "the log is empty: taking a first checkpoint from the upstream";
+    with_up();
+    p.explanation = why.str();
+    return p;
+  }
+  bool same = up.replid == ours && up.offset >= end;
+  // replid2 is valid up to second_repl_offset-1: the history switched there.
+  bool previous = !up.replid2.empty() && up.replid2 == ours && end + 1 <= up.second_offset &&
+                  up.offset >= end;
+  if (same || previous) {
+    p.action = RecoveryAction::resume;
+    why << "upstream still holds the log's history (replid " << ours << ", log ends at " << end
+        << "): continuing the stream";
+    with_up();
+    p.explanation = why.str();
+    return p;
+  }
+  if (up.keys == 0) {
+    p.action = RecoveryAction::restore;
+    why << "upstream lost data (log replid " << ours << " ends at " << end
+        << "; the upstream does not have it) and holds no keys: restoring it from the checkpoint and log";
+    with_up();
+    p.explanation = why.str();
+    return p;
+  }
+  why << "upstream holds " << up.keys << " keys from another history (log replid " << ours << " ends at " << end
+      << ")";
+  with_up();
+  switch (on_unknown) {
+    case config::OnUnknownDataset::refuse:
+      p.action = RecoveryAction::refuse;
+      why << ". Refusing to serve: recovery.on_unknown_dataset is 'refuse'. Set it to 'restore' to overwrite the "
+             "upstream with the log's data, or 'adopt' to keep the upstream's data and start a new log from it "
+             "(the log's unrestored writes are then lost)";
+      break;
+    case config::OnUnknownDataset::restore:
+      p.action = RecoveryAction::restore;
+      why << "; recovery.on_unknown_dataset is 'restore': overwriting it with the log's data";
+      break;
+    case config::OnUnknownDataset::adopt:
+      p.action = RecoveryAction::adopt;
+      why << "; recovery.on_unknown_dataset is 'adopt': starting a new log from the upstream's data";
+      break;
+  }
+  p.explanation = why.str();
+  return p;
+}
+
+}  // namespace dp::upstream
