@@ -153,7 +153,7 @@ class Proxy(_Process):
     name = "durable-proxy"
 
     def __init__(self, tmpdir, upstream_port, durability=DURABILITY, extra_args=(),
-                 wait_ready=True):
+                 wait_ready=True, config_text="{}\n"):
         super().__init__()
         if not os.access(DP_BINARY, os.X_OK):
             raise RuntimeError("proxy binary %s missing (set DP_BINARY, or DP_DIRECT=1 "
@@ -164,7 +164,7 @@ class Proxy(_Process):
         os.makedirs(workdir, exist_ok=True)
         config = os.path.join(workdir, "proxy.yaml")
         with open(config, "w") as f:
-            f.write("{}\n")
+            f.write(config_text)
         self.log_path = os.path.join(workdir, "proxy.log")
         self.args = [DP_BINARY, "--config", config,
                      "--listen", "127.0.0.1:%d" % self.port,
