@@ -26,6 +26,7 @@ using namespace format;
 
 constexpr const char* kSpareName = "spare.tmp";
 constexpr const char* kNewSegmentName = "segment.tmp";
+constexpr int kSpinUs = 50;
 
 struct Op {
   enum Kind { data, replid, reset, drop } kind;
@@ -89,6 +90,8 @@ class LogImpl final : public DurableLog {
       else
         queue_.push_back(Op{Op::data, std::string(bytes), 0});
       end_ += bytes.size();
+      queued_.fetch_add(1, std::memory_order_release);
+      if (!writer_waiting_) return;  // the writer will look at the queue anyway
     }
     cv_.notify_one();
   }
@@ -97,6 +100,7 @@ class LogImpl final : public DurableLog {
     {
       std::lock_guard<std::mutex> g(mu_);
       queue_.push_back(Op{Op::reset, replid, offset});
+      queued_.fetch_add(1, std::memory_order_release);
       ++generation_;
       // Offsets of the new history must not be compared with the old one's.
       if (durable_.load() > offset) durable_.store(offset);
@@ -110,6 +114,7 @@ class LogImpl final : public DurableLog {
     {
       std::lock_guard<std::mutex> g(mu_);
       queue_.push_back(Op{Op::replid, replid, 0});
+      queued_.fetch_add(1, std::memory_order_release);
       replid_ = replid;
     }
     cv_.notify_one();
@@ -133,6 +138,7 @@ class LogImpl final : public DurableLog {
     {
       std::lock_guard<std::mutex> g(mu_);
       queue_.push_back(Op{Op::drop, {}, offset});
+      queued_.fetch_add(1, std::memory_order_release);
       start_ = std::max(start_, std::min(offset, end_));
     }
     cv_.notify_one();
@@ -152,9 +158,12 @@ class LogImpl final : public DurableLog {
   void writer_main() {
     std::vector<Op> batch;
     for (;;) {
+      spin_for_work();
       {
         std::unique_lock<std::mutex> lk(mu_);
+        writer_waiting_ = true;
         cv_.wait(lk, [&] { return stop_ || !queue_.empty(); });
+        writer_waiting_ = false;
         if (queue_.empty()) return;  // stop_ and drained
         if (opts_.commit_delay_us > 0 && !stop_) {
           lk.unlock();
@@ -162,11 +171,21 @@ class LogImpl final : public DurableLog {
           lk.lock();
         }
         batch.swap(queue_);
+        taken_queued_ = queued_.load(std::memory_order_relaxed);
         taken_gen_ = generation_;
       }
       if (!failed()) process(batch);
       batch.clear();
     }
+  }
+
+  // A producer waiting for durability usually appends again within a few
+  // microseconds; polling briefly saves a futex sleep + wake per commit.
+  void spin_for_work() {
+    auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(kSpinUs);
+    while (queued_.load(std::memory_order_acquire) == taken_queued_ &&
+           std::chrono::steady_clock::now() < until)
+      std::this_thread::yield();
   }
 
   void process(std::vector<Op>& batch) {
@@ -225,6 +244,8 @@ class LogImpl final : public DurableLog {
   std::condition_variable cv_;
   std::vector<Op> queue_;
   bool stop_ = false;
+  bool writer_waiting_ = false;
+  std::atomic<uint64_t> queued_{0};  // ops queued so far; lets the writer poll without the lock
   uint64_t generation_ = 0;  // bumped by reset()
   std::string failure_;
   // producer view (written under mu_ by the producer; read by it only)
@@ -237,6 +258,7 @@ class LogImpl final : public DurableLog {
 
   // writer thread only
   uint64_t taken_gen_ = 0;  // generation_ when the current batch was taken
+  uint64_t taken_queued_ = 0;  // queued_ then: more means work is waiting
   int seg_fd_ = -1;
   uint64_t seg_size_ = 0, write_pos_ = 0, w_end_ = 0;
   std::string w_replid_;

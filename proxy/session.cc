@@ -130,7 +130,8 @@ void Session::alloc_client(uv_handle_t* h, size_t, uv_buf_t* buf) {
     *buf = uv_buf_init(ctx->read_buf, static_cast<unsigned>(ctx->read_buf_size));
     return;
   }
-  *buf = uv_buf_init(self->in_.prepare(kReadChunk), static_cast<unsigned>(self->in_.writable()));
+  char* room = self->in_.prepare(kReadChunk);  // before writable(): argument order is unspecified
+  *buf = uv_buf_init(room, static_cast<unsigned>(self->in_.writable()));
 }
 
 void Session::alloc_upstream(uv_handle_t* h, size_t, uv_buf_t* buf) {
@@ -141,7 +142,8 @@ void Session::alloc_upstream(uv_handle_t* h, size_t, uv_buf_t* buf) {
     *buf = uv_buf_init(ctx->read_buf, static_cast<unsigned>(ctx->read_buf_size));
     return;
   }
-  *buf = uv_buf_init(self->up_in_.prepare(kReadChunk), static_cast<unsigned>(self->up_in_.writable()));
+  char* room = self->up_in_.prepare(kReadChunk);  // before writable(): argument order is unspecified
+  *buf = uv_buf_init(room, static_cast<unsigned>(self->up_in_.writable()));
 }
 
 void Session::on_client_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
@@ -336,7 +338,7 @@ void Session::handle_request(std::string_view bytes) {
       e.kind = Kind::other;
       forward(bytes);
       expects_.push_back(e);
-      return;
+      return take_local_expects();  // at the front already: the upstream's bytes are raw from now on
     case Special::select: {
       long long n = 0;
       e.arg = db_;

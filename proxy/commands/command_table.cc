@@ -100,6 +100,13 @@ const CommandInfo* CommandTable::find(std::string_view name) const {
   return sub == it->second->subcommands.end() ? nullptr : sub->second.get();
 }
 
+std::vector<const CommandInfo*> CommandTable::commands() const {
+  std::vector<const CommandInfo*> out;
+  out.reserve(commands_.size());
+  for (const auto& [name, info] : commands_) out.push_back(info.get());
+  return out;
+}
+
 const CommandInfo* CommandTable::lookup(const std::vector<std::string_view>& args) const {
   char buf[kMaxName];
   std::string_view lname;

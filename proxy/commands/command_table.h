@@ -47,6 +47,8 @@ class CommandTable {
   size_t size() const { return commands_.size(); }
   // nullptr if absent.  name: "get" or "config|get", any case.
   const CommandInfo* find(std::string_view name) const;
+  // Every top-level command (start-up, diagnostics and tests; allocates).
+  std::vector<const CommandInfo*> commands() const;
 
  private:
   CommandTable() = default;

@@ -64,7 +64,6 @@ class ReplyFramer {
   size_t scan_ = 0;         // where the current line's CR search resumes
   size_t blob_end_ = 0;     // nonzero: waiting for a blob ending here
   size_t attr_length_ = 0;  // bytes of completed leading attributes
-  bool top_is_attribute_ = false;
   std::vector<Level> stack_;
   std::string error_;
   bool failed_ = false;

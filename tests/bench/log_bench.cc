@@ -95,6 +95,10 @@ struct Durability {
     cv.notify_all();
   }
   void wait(const dp::log::DurableLog& log, uint64_t want) {
+    // Like a busy event loop, look again for a moment before sleeping.
+    auto until = Clock::now() + std::chrono::microseconds(100);
+    while (log.durable_offset() < want && !log.failed() && Clock::now() < until)
+      std::this_thread::yield();
     std::unique_lock<std::mutex> lk(mu);
     cv.wait(lk, [&] { return log.durable_offset() >= want || log.failed(); });
   }

@@ -153,7 +153,9 @@ class Proxy(_Process):
     name = "durable-proxy"
 
     def __init__(self, tmpdir, upstream_port, durability=DURABILITY, extra_args=(),
-                 wait_ready=True, config_text="{}\n"):
+                 wait_ready=True, config_text="{}\n", env=None):
+        """env: variables added to this process's environment for the proxy
+        only (e.g. LD_PRELOAD of the fsync shim)."""
         super().__init__()
         if not os.access(DP_BINARY, os.X_OK):
             raise RuntimeError("proxy binary %s missing (set DP_BINARY, or DP_DIRECT=1 "
@@ -162,6 +164,8 @@ class Proxy(_Process):
         self.admin_port = free_port()
         workdir = os.path.join(str(tmpdir), "proxy-%d" % self.port)
         os.makedirs(workdir, exist_ok=True)
+        self.workdir = workdir
+        self.log_dir = os.path.join(workdir, "log")
         config = os.path.join(workdir, "proxy.yaml")
         with open(config, "w") as f:
             f.write(config_text)
@@ -169,12 +173,13 @@ class Proxy(_Process):
         self.args = [DP_BINARY, "--config", config,
                      "--listen", "127.0.0.1:%d" % self.port,
                      "--upstream", "127.0.0.1:%d" % upstream_port,
-                     "--log-dir", os.path.join(workdir, "log"),
+                     "--log-dir", self.log_dir,
                      "--admin", "127.0.0.1:%d" % self.admin_port,
                      "--durability", durability] + list(extra_args)
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL)
+                                     stdin=subprocess.DEVNULL,
+                                     env=dict(os.environ, **env) if env else None)
         log.close()
         LIVE.append(self)
         if wait_ready:
@@ -189,6 +194,16 @@ class Proxy(_Process):
             return status
         except OSError:
             return None
+
+    def admin_get(self, path):
+        """(status, body text) of a GET on the admin port."""
+        c = http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=2)
+        try:
+            c.request("GET", path)
+            r = c.getresponse()
+            return r.status, r.read().decode("utf-8", "replace")
+        finally:
+            c.close()
 
     def wait_ready(self, timeout=15):
         try:
@@ -550,3 +565,132 @@ def hiredis_tool(name, tmpdir):
     if res.returncode != 0:
         raise RuntimeError("compiling %s failed:\n%s" % (src, res.stderr.decode()))
     return out
+
+
+# ------------------------------------------------- durability test helpers
+
+def fsync_shim(tmpdir):
+    """Path of libfsyncshim.so: the CMake-built one (DP_BUILD_DIR, or next to
+    DP_BINARY), else compiled here from tests/tools/libfsyncshim.c."""
+    dirs = [os.environ.get("DP_BUILD_DIR"), os.path.dirname(DP_BINARY)]
+    for d in dirs:
+        if d:
+            built = os.path.join(d, "tests", "libfsyncshim.so")
+            if os.path.exists(built):
+                return built
+    src = os.path.join(REPO, "tests", "tools", "libfsyncshim.c")
+    out = os.path.join(str(tmpdir), "libfsyncshim.so")
+    res = subprocess.run(["gcc", "-O1", "-shared", "-fPIC", "-o", out, src, "-ldl", "-lpthread"],
+                         capture_output=True, timeout=120)
+    if res.returncode != 0:
+        raise RuntimeError("compiling %s failed:\n%s" % (src, res.stderr.decode()))
+    return out
+
+
+class FsyncControl:
+    """The shim's control directory: block()/unblock() make the proxy's
+    fsync/fdatasync wait, fail() makes them return EIO."""
+
+    def __init__(self, tmpdir, shim_path):
+        self.dir = os.path.join(str(tmpdir), "fsync-control-%d" % free_port())
+        os.makedirs(self.dir, exist_ok=True)
+        self.env = {"LD_PRELOAD": shim_path, "DP_FSYNC_CONTROL_DIR": self.dir}
+
+    def _touch(self, name):
+        with open(os.path.join(self.dir, name), "w"):
+            pass
+
+    def _remove(self, name):
+        try:
+            os.unlink(os.path.join(self.dir, name))
+        except FileNotFoundError:
+            pass
+
+    def block(self):
+        self._touch("block")
+
+    def unblock(self):
+        self._remove("block")
+
+    def fail(self):
+        self._touch("fail")
+
+    def clear(self):
+        self._remove("block")
+        self._remove("fail")
+
+
+def info_fields(conn, section="durability"):
+    """INFO <section> over conn as a dict of str -> str."""
+    reply = conn.call("INFO", section)
+    if isinstance(reply, Error):
+        raise AssertionError("INFO %s answered with an error: %s" % (section, reply))
+    text = bytes(reply).decode()
+    return dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+
+
+LOG_SEGMENT_HEADER = 80
+LOG_FRAME_HEADER = 28
+LOG_FRAME_MAGIC = 0xD17E10C5
+
+
+def read_log_stream(log_dir):
+    """Stream bytes of all DATA frames in the segments of log_dir, in order
+    (log/FORMAT.md); returns (first offset, bytes).  CRCs are not checked:
+    the log's own tests do that."""
+    import struct
+    names = sorted(n for n in os.listdir(log_dir) if n.endswith(".seg"))
+    first = None
+    out = bytearray()
+    for name in names:
+        with open(os.path.join(log_dir, name), "rb") as f:
+            data = f.read()
+        if data[:8] != b"DPLOGSEG":
+            raise AssertionError("%s: no segment magic" % name)
+        pos = struct.unpack_from("<I", data, 12)[0]
+        while pos + LOG_FRAME_HEADER <= len(data):
+            magic, ftype, off, length = struct.unpack_from("<IB3xQI", data, pos)
+            if magic != LOG_FRAME_MAGIC:
+                break
+            payload = data[pos + LOG_FRAME_HEADER:pos + LOG_FRAME_HEADER + length]
+            if ftype == 1:
+                if first is None:
+                    first = off
+                elif off != first + len(out):
+                    raise AssertionError("%s: frame at byte %d starts at offset %d, expected %d"
+                                         % (name, pos, off, first + len(out)))
+                out += payload
+            pos += LOG_FRAME_HEADER + length
+    return first, bytes(out)
+
+
+def parse_stream_commands(data):
+    """The replication stream as a list of commands (lists of bytes); the
+    upper-cased command name comes first.  Raises on anything but complete
+    RESP arrays of bulk strings (a partial command at the end is dropped)."""
+    cmds = []
+    pos = 0
+    while pos < len(data):
+        if data[pos:pos + 1] == b"\n":  # keep-alive byte
+            pos += 1
+            continue
+        end = data.find(b"\r\n", pos)
+        if end < 0 or data[pos:pos + 1] != b"*":
+            if end < 0:
+                break
+            raise AssertionError("stream byte %d: expected '*', got %r" % (pos, data[pos:pos + 40]))
+        n = int(data[pos + 1:end])
+        pos = end + 2
+        args = []
+        for _ in range(n):
+            end = data.find(b"\r\n", pos)
+            if end < 0:
+                return cmds
+            length = int(data[pos + 1:end])
+            args.append(data[end + 2:end + 2 + length])
+            pos = end + 2 + length + 2
+        if pos > len(data):
+            break
+        args[0] = args[0].upper()
+        cmds.append(args)
+    return cmds

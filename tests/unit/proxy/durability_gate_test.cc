@@ -1,0 +1,160 @@
+#include <doctest/doctest.h>
+
+#include <map>
+#include <vector>
+
+#include "proxy/gate/durability_gate.h"
+
+using dp::gate::DurabilityGate;
+using dp::gate::GateClient;
+using dp::gate::Token;
+
+namespace {
+struct FakeSession : GateClient {
+  int releases = 0, fails = 0;
+  std::string reason;
+  void on_release() override { ++releases; }
+  void on_fail(const std::string& r) override {
+    ++fails;
+    reason = r;
+  }
+};
+
+struct Fixture {
+  std::vector<uint64_t> sent;
+  std::map<uint64_t, FakeSession> sessions;
+  DurabilityGate gate{[this](uint64_t id) { sent.push_back(id); },
+                      [this](uint64_t id) -> GateClient* {
+                        auto it = sessions.find(id);
+                        return it == sessions.end() ? nullptr : &it->second;
+                      }};
+};
+}  // namespace
+
+TEST_CASE("replies of one loop turn share one probe") {
+  Fixture f;
+  f.sessions[1];
+  f.sessions[2];
+  uint64_t p = f.gate.current_probe();
+  f.gate.cover(1, nullptr, 0);
+  f.gate.cover(1, nullptr, 0);
+  f.gate.cover(2, nullptr, 0);
+  CHECK(f.gate.current_probe() == p);
+  CHECK(f.sent.empty());
+  f.gate.flush();
+  REQUIRE(f.sent.size() == 1);
+  CHECK(f.sent[0] == p);
+  CHECK(f.gate.current_probe() == p + 1);
+  f.gate.flush();  // nothing new: no probe
+  CHECK(f.sent.size() == 1);
+}
+
+TEST_CASE("a covered reply is released only once the durable offset reaches the probe's answer") {
+  Fixture f;
+  f.sessions[1];
+  uint64_t p = f.gate.current_probe();
+  f.gate.cover(1, nullptr, 0);
+  f.gate.flush();
+  f.gate.durable(50);
+  CHECK(f.gate.released_through() < p);  // not answered yet: nothing released
+  f.gate.probe_answered(p, 100);
+  CHECK(f.gate.released_through() < p);
+  CHECK(f.sessions[1].releases == 0);
+  f.gate.durable(99);
+  CHECK(f.gate.released_through() < p);
+  f.gate.durable(100);
+  CHECK(f.gate.released_through() == p);
+  CHECK(f.sessions[1].releases == 1);
+}
+
+TEST_CASE("an answer at or below the durable offset releases at once") {
+  Fixture f;
+  f.sessions[1];
+  f.gate.durable(500);
+  uint64_t p = f.gate.current_probe();
+  f.gate.cover(1, nullptr, 0);
+  f.gate.flush();
+  f.gate.probe_answered(p, 400);
+  CHECK(f.gate.released_through() == p);
+  CHECK(f.sessions[1].releases == 1);
+}
+
+TEST_CASE("batches release in order even when durable jumps past several") {
+  Fixture f;
+  f.sessions[1];
+  f.sessions[2];
+  uint64_t p1 = f.gate.current_probe();
+  f.gate.cover(1, nullptr, 0);
+  f.gate.flush();
+  uint64_t p2 = f.gate.current_probe();
+  f.gate.cover(2, nullptr, 0);
+  f.gate.flush();
+  f.gate.probe_answered(p1, 10);
+  f.gate.probe_answered(p2, 20);
+  f.gate.durable(15);
+  CHECK(f.gate.released_through() == p1);
+  CHECK(f.sessions[2].releases == 0);
+  f.gate.durable(25);
+  CHECK(f.gate.released_through() == p2);
+  CHECK(f.sessions[2].releases == 1);
+}
+
+TEST_CASE("a write token is resolved at its probe's offset") {
+  Fixture f;
+  Token t;
+  f.gate.pending().mark_key(&t, 0, "k");
+  uint64_t p = f.gate.current_probe();
+  f.gate.cover(0, &t, 0);  // session gone: token only
+  CHECK(t.empty());
+  f.gate.flush();
+  CHECK(f.gate.pending().key_pending(0, "k"));
+  f.gate.probe_answered(p, 70);
+  f.gate.durable(69);
+  CHECK(f.gate.pending().key_pending(0, "k"));
+  f.gate.durable(70);
+  CHECK_FALSE(f.gate.pending().key_pending(0, "k"));
+}
+
+TEST_CASE("batches older than the hold timeout fail their sessions, never release them") {
+  Fixture f;
+  f.sessions[1];
+  uint64_t p = f.gate.current_probe();
+  f.gate.cover(1, nullptr, 1000);
+  f.gate.flush();
+  f.gate.expire(1500, 1000, "slow");
+  CHECK(f.sessions[1].fails == 0);
+  f.gate.expire(2000, 1000, "replica link down");
+  CHECK(f.sessions[1].fails == 1);
+  CHECK(f.sessions[1].reason == "replica link down");
+  CHECK(f.gate.failed_through() == p);
+  CHECK(f.gate.released_through() < p);
+}
+
+TEST_CASE("log failure fails every waiting reply including the open batch") {
+  Fixture f;
+  f.sessions[1];
+  f.sessions[2];
+  f.gate.cover(1, nullptr, 0);
+  f.gate.flush();
+  uint64_t open = f.gate.current_probe();
+  f.gate.cover(2, nullptr, 0);
+  f.gate.expire(0, 0, "fsync failed", /*all=*/true);
+  CHECK(f.gate.failed_through() >= open);
+  CHECK(f.sessions[1].fails == 1);
+  CHECK(f.sessions[2].fails == 1);
+}
+
+TEST_CASE("unanswered probes are listed for re-sending after a control link drop") {
+  Fixture f;
+  f.sessions[1];
+  uint64_t p1 = f.gate.current_probe();
+  f.gate.cover(1, nullptr, 0);
+  f.gate.flush();
+  uint64_t p2 = f.gate.current_probe();
+  f.gate.cover(1, nullptr, 0);
+  f.gate.flush();
+  f.gate.probe_answered(p1, 5);
+  auto left = f.gate.unanswered_probes();
+  REQUIRE(left.size() == 1);
+  CHECK(left[0] == p2);
+}

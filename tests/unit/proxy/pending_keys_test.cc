@@ -1,0 +1,127 @@
+#include <doctest/doctest.h>
+
+#include "proxy/gate/pending_keys.h"
+
+using dp::gate::PendingKeys;
+using dp::gate::Token;
+
+TEST_CASE("a forwarded write makes its key pending until its offset is durable") {
+  PendingKeys pk;
+  CHECK(pk.empty());
+  Token t;
+  pk.mark_key(&t, 0, "k");
+  CHECK(pk.key_pending(0, "k"));
+  CHECK_FALSE(pk.key_pending(0, "other"));
+  CHECK_FALSE(pk.key_pending(1, "k"));  // same name, other db
+  pk.resolve(std::move(t), 100);
+  CHECK(pk.key_pending(0, "k"));
+  pk.durable(99);
+  CHECK(pk.key_pending(0, "k"));
+  pk.durable(100);
+  CHECK_FALSE(pk.key_pending(0, "k"));
+  CHECK(pk.empty());
+  CHECK(pk.key_count() == 0);
+}
+
+TEST_CASE("a key stays pending while any of its writes is unresolved or above durable") {
+  PendingKeys pk;
+  Token a, b;
+  pk.mark_key(&a, 0, "k");
+  pk.mark_key(&b, 0, "k");
+  pk.resolve(std::move(a), 10);
+  pk.durable(10);
+  CHECK(pk.key_pending(0, "k"));  // b still unresolved
+  pk.resolve(std::move(b), 20);
+  CHECK(pk.key_pending(0, "k"));
+  pk.durable(20);
+  CHECK_FALSE(pk.key_pending(0, "k"));
+}
+
+TEST_CASE("resolving at an offset that is already durable settles at once") {
+  PendingKeys pk;
+  pk.durable(50);
+  Token t;
+  pk.mark_key(&t, 3, "x");
+  pk.resolve(std::move(t), 40);
+  CHECK_FALSE(pk.key_pending(3, "x"));
+  CHECK(pk.empty());
+}
+
+TEST_CASE("an abandoned write (DISCARD) releases its marks") {
+  PendingKeys pk;
+  Token t;
+  pk.mark_key(&t, 0, "k");
+  pk.mark_db(&t, 2);
+  CHECK(pk.db_pending(2));
+  pk.abandon(std::move(t));
+  CHECK_FALSE(pk.key_pending(0, "k"));
+  CHECK_FALSE(pk.db_pending(2));
+  CHECK(pk.empty());
+}
+
+TEST_CASE("a db-wide write makes every key of that db pending, and only that db") {
+  PendingKeys pk;
+  Token t;
+  pk.mark_db(&t, 1);
+  CHECK(pk.key_pending(1, "anything"));
+  CHECK_FALSE(pk.key_pending(0, "anything"));
+  pk.resolve(std::move(t), 5);
+  CHECK(pk.key_pending(1, "anything"));
+  pk.durable(5);
+  CHECK_FALSE(pk.key_pending(1, "anything"));
+  CHECK(pk.empty());
+}
+
+TEST_CASE("FLUSHALL makes every db pending") {
+  PendingKeys pk;
+  Token t;
+  pk.mark_all(&t);
+  CHECK(pk.key_pending(0, "a"));
+  CHECK(pk.key_pending(7, "b"));
+  CHECK(pk.db_pending(9));
+  pk.resolve(std::move(t), 8);
+  pk.durable(7);
+  CHECK(pk.key_pending(5, "c"));
+  pk.durable(8);
+  CHECK_FALSE(pk.key_pending(5, "c"));
+  CHECK(pk.empty());
+}
+
+TEST_CASE("stream-seen writes are pending until their stream offset is durable") {
+  PendingKeys pk;
+  pk.stream_key(0, "direct", 30);
+  pk.stream_db(4, 31);
+  CHECK(pk.key_pending(0, "direct"));
+  CHECK(pk.key_pending(4, "x"));
+  pk.durable(30);
+  CHECK_FALSE(pk.key_pending(0, "direct"));
+  CHECK(pk.key_pending(4, "x"));
+  pk.durable(31);
+  CHECK(pk.empty());
+  pk.stream_key(0, "old", 31);  // already durable: not marked at all
+  CHECK_FALSE(pk.key_pending(0, "old"));
+}
+
+TEST_CASE("a stream mark and a forwarded mark on one key: pending until both are settled") {
+  PendingKeys pk;
+  Token t;
+  pk.mark_key(&t, 0, "k");
+  pk.stream_key(0, "k", 12);
+  pk.durable(12);
+  CHECK(pk.key_pending(0, "k"));  // the forwarded one is unresolved
+  pk.resolve(std::move(t), 15);
+  pk.durable(15);
+  CHECK_FALSE(pk.key_pending(0, "k"));
+  CHECK(pk.key_count() == 0);
+}
+
+TEST_CASE("huge db numbers are treated as every db") {
+  PendingKeys pk;
+  Token t;
+  pk.mark_key(&t, PendingKeys::kMaxDb + 1, "k");
+  CHECK(t.all_dbs);
+  CHECK(pk.key_pending(0, "z"));
+  pk.resolve(std::move(t), 1);
+  pk.durable(1);
+  CHECK(pk.empty());
+}

@@ -1,0 +1,70 @@
+#include <doctest/doctest.h>
+
+#include "proxy/upstream/upstream_info.h"
+
+using namespace dp::upstream;
+using dp::config::OnUnknownDataset;
+
+namespace {
+UpstreamInfo info(const char* replid, uint64_t off, const char* replid2, uint64_t second, uint64_t keys) {
+  std::string repl = std::string("# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_replid:") + replid +
+                     "\r\nmaster_replid2:" + replid2 + "\r\nmaster_repl_offset:" + std::to_string(off) +
+                     "\r\nsecond_repl_offset:" + (second ? std::to_string(second) : "-1") + "\r\n";
+  std::string ks = "# Keyspace\r\n";
+  if (keys) ks += "db0:keys=" + std::to_string(keys - 1) + ",expires=0,avg_ttl=0\r\ndb3:keys=1,expires=1,avg_ttl=5\r\n";
+  return parse_upstream_info(repl, ks);
+}
+const char* kA = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+const char* kB = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+const char* kZero = "0000000000000000000000000000000000000000";
+}  // namespace
+
+TEST_CASE("INFO replication and keyspace are parsed") {
+  UpstreamInfo u = info(kA, 1234, kB, 99, 5);
+  CHECK(u.parsed);
+  CHECK(u.role == "master");
+  CHECK(u.replid == kA);
+  CHECK(u.replid2 == kB);
+  CHECK(u.offset == 1234);
+  CHECK(u.second_offset == 99);
+  CHECK(u.keys == 5);
+}
+
+TEST_CASE("an empty log takes a first checkpoint") {
+  CHECK(plan_recovery("", 0, info(kA, 10, kZero, 0, 3), OnUnknownDataset::refuse).action == RecoveryAction::fresh);
+}
+
+TEST_CASE("same history at or past the log end resumes") {
+  CHECK(plan_recovery(kA, 100, info(kA, 100, kZero, 0, 3), OnUnknownDataset::refuse).action ==
+        RecoveryAction::resume);
+  CHECK(plan_recovery(kA, 100, info(kA, 150, kZero, 0, 3), OnUnknownDataset::refuse).action ==
+        RecoveryAction::resume);
+}
+
+TEST_CASE("our history as replid2 resumes only if the switch came after the log end") {
+  // After a restore + REPLICAOF NO ONE the upstream keeps our replid as replid2.
+  CHECK(plan_recovery(kA, 100, info(kB, 120, kA, 101, 3), OnUnknownDataset::refuse).action ==
+        RecoveryAction::resume);
+  CHECK(plan_recovery(kA, 100, info(kB, 120, kA, 50, 3), OnUnknownDataset::refuse).action !=
+        RecoveryAction::resume);
+}
+
+TEST_CASE("an upstream that lost data and is empty is restored") {
+  RecoveryPlan p = plan_recovery(kA, 100, info(kB, 0, kZero, 0, 0), OnUnknownDataset::refuse);
+  CHECK(p.action == RecoveryAction::restore);
+  CHECK(p.explanation.find("lost data") != std::string::npos);
+  // Same replid but behind the log end (the upstream restarted from an old RDB).
+  CHECK(plan_recovery(kA, 100, info(kA, 60, kZero, 0, 0), OnUnknownDataset::refuse).action ==
+        RecoveryAction::restore);
+}
+
+TEST_CASE("an unknown dataset follows recovery.on_unknown_dataset, refusing by default with the choices named") {
+  RecoveryPlan p = plan_recovery(kA, 100, info(kB, 10, kZero, 0, 7), OnUnknownDataset::refuse);
+  CHECK(p.action == RecoveryAction::refuse);
+  CHECK(p.explanation.find("7 keys") != std::string::npos);
+  CHECK(p.explanation.find("'restore'") != std::string::npos);
+  CHECK(p.explanation.find("'adopt'") != std::string::npos);
+  CHECK(plan_recovery(kA, 100, info(kB, 10, kZero, 0, 7), OnUnknownDataset::restore).action ==
+        RecoveryAction::restore);
+  CHECK(plan_recovery(kA, 100, info(kB, 10, kZero, 0, 7), OnUnknownDataset::adopt).action == RecoveryAction::adopt);
+}
