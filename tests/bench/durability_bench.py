@@ -1,0 +1,235 @@
+"""Driver of tests/bench/durability_bench.sh (see there for what it measures).
+
+Every process it starts is its own child, stopped at exit whatever happens.
+Results: one table per disk mode with medians over the rounds, the ratios
+the issue's targets are stated in, and a PASS/MISS line per target.
+"""
+import argparse
+import atexit
+import csv
+import io
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CHILDREN = []
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(pred, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.05)
+    raise SystemExit("durability_bench: timed out waiting for %s" % what)
+
+
+def accepts(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        return True
+    except OSError:
+        return False
+
+
+def start(args, log, env=None):
+    out = open(log, "ab")
+    p = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                         env=dict(os.environ, **env) if env else None)
+    out.close()
+    CHILDREN.append(p)
+    return p
+
+
+def stop_all():
+    for p in CHILDREN:
+        if p.poll() is None:
+            p.terminate()
+    for p in CHILDREN:
+        try:
+            p.wait(5)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    CHILDREN.clear()
+
+
+atexit.register(stop_all)
+
+
+def shim_path(workdir):
+    build = os.environ.get("DP_BUILD_DIR")
+    for d in ([build] if build else []) + [os.path.dirname(ARGS.proxy)]:
+        p = os.path.join(d, "tests", "libfsyncshim.so")
+        if os.path.exists(p):
+            return p
+    out = os.path.join(workdir, "libfsyncshim.so")
+    subprocess.run(["gcc", "-O2", "-shared", "-fPIC", "-o", out,
+                    os.path.join(ROOT, "tests", "tools", "libfsyncshim.c"), "-ldl", "-lpthread"], check=True)
+    return out
+
+
+def redis_server(workdir, name, extra, env=None):
+    port = free_port()
+    d = os.path.join(workdir, "%s-%d" % (name, port))
+    os.makedirs(d)
+    args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+            "--appendonly", "no", "--dir", d, "--daemonize", "no", "--logfile", "",
+            "--repl-diskless-sync", "yes", "--repl-diskless-sync-delay", "0",
+            "--client-output-buffer-limit", "replica 0 0 0"] + extra
+    start(args, os.path.join(d, "server.log"), env)
+    wait_until(lambda: accepts(port), 10, "%s on port %d" % (name, port))
+    return port
+
+
+def proxy(workdir, upstream_port, env=None):
+    port, admin = free_port(), free_port()
+    d = os.path.join(workdir, "proxy-%d" % port)
+    os.makedirs(d)
+    cfg = os.path.join(d, "proxy.yaml")
+    with open(cfg, "w") as f:
+        f.write("{}\n")
+    start([ARGS.proxy, "--config", cfg, "--listen", "127.0.0.1:%d" % port,
+           "--upstream", "127.0.0.1:%d" % upstream_port, "--log-dir", os.path.join(d, "log"),
+           "--admin", "127.0.0.1:%d" % admin, "--durability", "always"],
+          os.path.join(d, "proxy.log"), env)
+
+    def ready():
+        try:
+            return urllib.request.urlopen("http://127.0.0.1:%d/readyz" % admin, timeout=0.5).status == 200
+        except OSError:
+            return False
+    wait_until(lambda: accepts(port) and ready(), 30, "durable-proxy on port %d" % port)
+    return port
+
+
+def bench(port, args, timeout=600):
+    """redis-benchmark --csv; returns {"rps", "p50", "p99"} of its one row."""
+    res = subprocess.run(["redis-benchmark", "-p", str(port), "--csv"] + args,
+                         capture_output=True, text=True, timeout=timeout)
+    rows = list(csv.DictReader(io.StringIO(res.stdout)))
+    if res.returncode != 0 or not rows:
+        raise SystemExit("durability_bench: redis-benchmark %s failed: %s %s"
+                         % (" ".join(args), res.stdout[-500:], res.stderr[-500:]))
+    r = rows[-1]
+    return {"rps": float(r["rps"]), "p50": float(r["p50_latency_ms"]), "p99": float(r["p99_latency_ms"])}
+
+
+def workloads():
+    n, n1, ng = ARGS.requests, ARGS.c1_requests, ARGS.get_requests
+    common = ["-r", "100000", "-d", "64"]
+    return [
+        ("SET c50 P1", lambda p: bench(p, ["-t", "set", "-c", "50", "-P", "1", "-n", str(n)] + common)),
+        ("SET c50 P16", lambda p: bench(p, ["-t", "set", "-c", "50", "-P", "16", "-n", str(n * 4)] + common)),
+        ("SET c1 P1", lambda p: bench(p, ["-t", "set", "-c", "1", "-P", "1", "-n", str(n1)] + common)),
+        ("GET under writes", lambda p: get_under_writes(p, ng)),
+    ]
+
+
+def get_under_writes(port, n):
+    """valkey #4029: 8 clients SET (their own keys) in the background while
+    50 clients GET keys nobody writes now."""
+    writers = subprocess.Popen(["redis-benchmark", "-p", str(port), "-c", "8", "-n", "100000000",
+                                "-r", "100000", "SET", "wkey:__rand_int__", "v" * 64],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    CHILDREN.append(writers)
+    try:
+        time.sleep(0.5)  # writers at full speed first
+        return bench(port, ["-c", "50", "-n", str(n), "-r", "100000", "GET", "key:__rand_int__"])
+    finally:
+        writers.terminate()
+        writers.wait()
+        CHILDREN.remove(writers)
+
+
+def run_mode(mode, workdir, shim):
+    env = None
+    if mode == "delay":
+        env = {"LD_PRELOAD": shim, "DP_FSYNC_DELAY_US": str(ARGS.delay_us)}
+    ceiling = redis_server(workdir, "ceiling", [])
+    always = redis_server(workdir, "always", ["--appendonly", "yes", "--appendfsync", "always"], env)
+    upstream = redis_server(workdir, "upstream", [])
+    durable = proxy(workdir, upstream, env)
+    targets = [("ceiling", ceiling), ("always", always), ("durable", durable)]
+    # Fill the keys GET reads, on every target.
+    for _, p in targets:
+        bench(p, ["-t", "set", "-c", "50", "-n", "100000", "-r", "100000", "-d", "64", "-P", "16"])
+    results = {}  # (workload, target) -> [dict]
+    for rnd in range(ARGS.rounds):
+        for wname, fn in workloads():
+            order = targets if rnd % 2 == 0 else list(reversed(targets))
+            for tname, port in order:
+                results.setdefault((wname, tname), []).append(fn(port))
+        print("  %s: round %d/%d done" % (mode, rnd + 1, ARGS.rounds), file=sys.stderr, flush=True)
+    stop_all()
+    return {k: {m: statistics.median(r[m] for r in v) for m in ("rps", "p50", "p99")}
+            for k, v in results.items()}
+
+
+def report(mode, med):
+    title = "local disk" if mode == "local" else "every fdatasync delayed %d us (shim)" % ARGS.delay_us
+    print("\n== %s: medians of %d rounds ==" % (title, ARGS.rounds))
+    print("%-17s %-8s %12s %9s %9s" % ("workload", "target", "rps", "p50 ms", "p99 ms"))
+    for wname, _ in workloads():
+        for tname in ("ceiling", "always", "durable"):
+            m = med[(wname, tname)]
+            print("%-17s %-8s %12.0f %9.3f %9.3f" % (wname, tname, m["rps"], m["p50"], m["p99"]))
+    def r(w, t1, t2, metric="rps"):
+        return med[(w, t1)][metric] / med[(w, t2)][metric] if med[(w, t2)][metric] else float("inf")
+    print("ratios: durable/always SET c50 P1 %.2fx, SET c50 P16 %.2fx, SET c1 P1 rps %.2fx, "
+          "c1 p50 %.2fx; GET under writes durable/ceiling rps %.2fx, p99 %.2fx; always/ceiling GET rps %.2fx"
+          % (r("SET c50 P1", "durable", "always"), r("SET c50 P16", "durable", "always"),
+             r("SET c1 P1", "durable", "always"), r("SET c1 P1", "durable", "always", "p50"),
+             r("GET under writes", "durable", "ceiling"), r("GET under writes", "durable", "ceiling", "p99"),
+             r("GET under writes", "always", "ceiling")))
+    checks = [("durable SET c50 P1 >= %.1fx always" % (1.3 if mode == "local" else 3.0),
+               r("SET c50 P1", "durable", "always") >= (1.3 if mode == "local" else 3.0)),
+              ("GET under writes rps >= 0.8x ceiling", r("GET under writes", "durable", "ceiling") >= 0.8),
+              ("GET under writes p99 <= 2x ceiling", r("GET under writes", "durable", "ceiling", "p99") <= 2.0)]
+    if mode == "local":
+        checks.insert(1, ("durable c1 p50 <= 1.5x always", r("SET c1 P1", "durable", "always", "p50") <= 1.5))
+    for what, ok in checks:
+        print("  %s %s" % ("PASS" if ok else "MISS", what))
+
+
+def main():
+    global ARGS
+    quick = os.environ.get("DP_BENCH_QUICK") == "1"
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--proxy", required=True)
+    ap.add_argument("--rounds", type=int, default=1 if quick else 5)
+    ap.add_argument("--requests", type=int, default=5000 if quick else 200000)
+    ap.add_argument("--c1-requests", type=int, default=1000 if quick else 20000)
+    ap.add_argument("--get-requests", type=int, default=5000 if quick else 300000)
+    ap.add_argument("--modes", default="local,delay")
+    ap.add_argument("--delay-us", type=int, default=2000)
+    ARGS = ap.parse_args()
+    workdir = tempfile.mkdtemp(prefix="dp-durability-bench-")
+    try:
+        shim = shim_path(workdir)
+        print("durability_bench: proxy %s, redis-server %s, load %s" % (
+            ARGS.proxy, subprocess.run(["redis-server", "--version"], capture_output=True, text=True)
+            .stdout.split()[2], open("/proc/loadavg").read().split()[0]))
+        for mode in ARGS.modes.split(","):
+            report(mode, run_mode(mode, workdir, shim))
+    finally:
+        stop_all()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+ARGS = None
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""Shared pieces of the durability-gate tests (test_durability_*.py).
+
+A `Durable` is a real redis-server upstream (persistence off) with the proxy
+in front of it in `--durability always`, the proxy preloaded with the
+project's fsync shim (tests/tools/libfsyncshim.c) so a test can block, fail
+or release its log's fdatasync through `ctl` (harness.FsyncControl).
+
+The `durable` fixture is one such pair per test module; `fresh_durable`
+makes private pairs for tests that break the log.  Import both into a test
+module to use them (`from durability_util import durable, fresh_durable`).
+"""
+import os
+import sys
+import time
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+# A held reply must not arrive within this many seconds to count as held.
+HOLD_CHECK_S = 0.5
+# A reply that must not be held must arrive within this many seconds.
+PROMPT_S = 0.3
+
+
+class Durable:
+    def __init__(self, tmpdir, config_text="{}\n", server_args=(), extra_env=None):
+        self.tmpdir = str(tmpdir)
+        self.shim = harness.fsync_shim(tmpdir)
+        self.ctl = harness.FsyncControl(tmpdir, self.shim)
+        env = dict(self.ctl.env, **(extra_env or {}))
+        self.upstream = harness.Server(tmpdir, server_args, name="upstream")
+        try:
+            self.proxy = harness.Proxy(tmpdir, self.upstream.port, "always",
+                                       config_text=config_text, env=env)
+        except Exception:
+            self.upstream.stop()
+            raise
+
+    @property
+    def addr(self):
+        return self.proxy.addr
+
+    def conn(self, **kw):
+        return harness.RespConn(self.proxy.addr, **kw)
+
+    def direct(self, **kw):
+        return harness.RespConn(self.upstream.addr, **kw)
+
+    def info(self):
+        """INFO durability over a fresh connection (an idle connection's
+        local answer is never queued behind held replies)."""
+        with self.conn() as c:
+            return harness.info_fields(c)
+
+    def upstream_offset(self):
+        with self.direct() as c:
+            text = bytes(c.call("INFO", "replication")).decode()
+        fields = dict(l.split(":", 1) for l in text.splitlines() if ":" in l)
+        return int(fields["master_repl_offset"])
+
+    def settle(self, timeout=10):
+        """Waits until the proxy's log has fsynced everything the upstream
+        has executed so far; returns that offset."""
+        target = self.upstream_offset()
+        harness.wait_until(lambda: int(self.info()["fsynced_offset"]) >= target, timeout,
+                           "proxy log fsynced through upstream offset %d" % target)
+        return target
+
+    def log_commands(self, timeout=10):
+        """The proxy log's stream as commands, once it holds everything the
+        upstream executed so far."""
+        self.settle(timeout)
+        _, data = harness.read_log_stream(self.proxy.log_dir)
+        return harness.parse_stream_commands(data)
+
+    def stop(self):
+        self.ctl.clear()
+        self.proxy.stop()
+        self.upstream.stop()
+
+
+def reset(d):
+    """Fsync released, empty dataset, log caught up (between tests)."""
+    d.ctl.clear()
+    with d.direct() as c:
+        c.call("FLUSHALL")
+        c.call("SCRIPT", "FLUSH")
+        c.call("FUNCTION", "FLUSH")
+    d.settle()
+
+
+@pytest.fixture(scope="module")
+def durable(tmp_path_factory):
+    d = Durable(tmp_path_factory.mktemp("durable"))
+    yield d
+    d.stop()
+
+
+@pytest.fixture
+def fresh_durable(tmp_path):
+    made = []
+
+    def make(**kw):
+        d = Durable(tmp_path, **kw)
+        made.append(d)
+        return d
+    yield make
+    for d in made:
+        d.stop()
+
+
+def held(conn, wait=HOLD_CHECK_S):
+    """True when nothing arrives on conn for `wait` seconds."""
+    return conn.nothing_pending(wait)
+
+
+def timed_read(conn, timeout=5.0):
+    """(seconds waited, decoded value) of the next frame."""
+    t0 = time.monotonic()
+    _, value = conn.read_frame(timeout)
+    return time.monotonic() - t0, value

@@ -1,0 +1,95 @@
+"""When the log cannot make a write durable: fsync failure, and the memory
+bounds that apply while fsync is stuck (DESIGN.md §4, §5).
+"""
+import os
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from durability_util import fresh_durable, held, timed_read  # noqa: E402,F401
+
+import pytest  # noqa: E402
+
+pytestmark = pytest.mark.proxy_only
+
+
+def test_fsync_failure_answers_errors_and_turns_unready(fresh_durable):
+    d = fresh_durable()
+    with d.conn() as c, d.conn() as reader:
+        assert c.call("SET", "a", "1") == "OK"
+        assert d.proxy.readyz() == 200
+        d.ctl.fail()
+        reply = c.call("SET", "b", "2")
+        assert isinstance(reply, harness.Error), "SET answered %r after the log's fsync failed" % reply
+        assert "durable" in reply and "log" in reply, reply
+        status, body = d.proxy.admin_get("/readyz")
+        assert status == 503, (status, body)
+        assert "log" in body, body
+        info = d.info()
+        assert info["log_failed"] == "1" and info["ready"] == "0", info
+        # Later writes are refused, never acknowledged.
+        for i in range(3):
+            r = c.call("SET", "later%d" % i, "x")
+            assert isinstance(r, harness.Error), r
+        r = c.call("INCR", "n")
+        assert isinstance(r, harness.Error), r
+        # A read of a durable key still answers.
+        assert reader.call("GET", "a") == b"1"
+        # Clearing the fault does not make the failed log trustworthy again.
+        d.ctl.clear()
+        r = c.call("SET", "after", "y")
+        assert isinstance(r, harness.Error), r
+        assert d.proxy.readyz() == 503
+
+
+def test_bounded_memory_while_fsync_is_blocked(fresh_durable):
+    """A client pipelining ~40 MB of writes while fsync is blocked: the
+    proxy stops reading it (the sender stalls), its memory stays bounded,
+    and once fsync resumes every write is answered +OK, executed and
+    logged: nothing is dropped."""
+    d = fresh_durable(config_text="limits:\n  client_buffer: 256kb\n  total_held: 1mb\n"
+                                  "durability:\n  max_unsynced: 1mb\n")
+    n, value = 40000, "v" * 1000
+    with d.conn() as c:
+        assert c.call("SET", "warm", "1") == "OK"
+    d.settle()
+    rss0 = d.proxy.rss_bytes()
+    d.ctl.block()
+    payload = b"".join(harness.encode("SET", "big%d" % i, value) for i in range(n))
+    sent = [0]
+    conn = d.conn(timeout=30)
+
+    def sender():
+        view = memoryview(payload)
+        while sent[0] < len(view):
+            try:
+                sent[0] += conn.sock.send(view[sent[0]:sent[0] + 65536])
+            except OSError:
+                return
+    t = threading.Thread(target=sender)
+    t.start()
+    try:
+        time.sleep(2.0)
+        assert sent[0] < len(payload), "the proxy read all %d bytes while fsync was blocked" % len(payload)
+        assert held(conn, 0.05)
+        rss = d.proxy.rss_bytes()
+        info = d.info()
+        with d.direct() as up:
+            executed = up.call("DBSIZE") - 1
+        assert rss - rss0 < 24 << 20, "proxy RSS grew by %d MB" % ((rss - rss0) >> 20)
+        assert int(info["unsynced_bytes"]) < 4 << 20, info
+        assert executed < n // 2, "%d of %d writes executed with fsync blocked" % (executed, n)
+    finally:
+        d.ctl.unblock()
+        t.join(60)
+    assert sent[0] == len(payload)
+    replies = [conn.read_frame(30)[1] for _ in range(n)]
+    conn.close()
+    bad = [r for r in replies if r != "OK"]
+    assert not bad, "%d replies not OK, e.g. %r" % (len(bad), bad[:3])
+    with d.direct() as up:
+        assert up.call("DBSIZE") == n + 1
+    sets = sum(1 for cmd in d.log_commands() if cmd[0] == b"SET" and cmd[1].startswith(b"big"))
+    assert sets == n

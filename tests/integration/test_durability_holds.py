@@ -1,0 +1,121 @@
+"""Held replies (DESIGN.md §1 rules 1, 2 and 4) against a real redis-server,
+with the proxy's log fsync blocked by the fsync shim.
+
+Each test blocks the proxy's fdatasync, shows that what must wait does not
+arrive, releases fsync and shows that it then arrives.  A proxy that
+answered early, reordered, or delayed what must not wait fails them.
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from durability_util import (HOLD_CHECK_S, PROMPT_S, durable, held, reset,  # noqa: E402,F401
+                             timed_read)
+
+import pytest  # noqa: E402
+
+pytestmark = pytest.mark.proxy_only
+
+
+@pytest.fixture(autouse=True)
+def _clean(durable):
+    reset(durable)
+    yield
+    durable.ctl.clear()
+
+
+def test_write_reply_waits_for_fsync(durable):
+    with durable.conn() as c:
+        assert c.call("SET", "warm", "1") == "OK"
+        durable.ctl.block()
+        c.send_cmd("SET", "k1", "v1")
+        assert held(c), "SET answered while the log's fsync was blocked"
+        # The upstream executed it: the proxy holds a reply that exists.
+        with durable.direct() as d:
+            assert d.call("GET", "k1") == b"v1"
+        info = durable.info()
+        assert int(info["held_replies"]) >= 1, info
+        assert int(info["held_bytes"]) >= len(b"+OK\r\n"), info
+        assert int(info["fsynced_offset"]) < int(info["received_offset"]) or \
+            int(info["fsynced_offset"]) < durable.upstream_offset(), info
+        durable.ctl.unblock()
+        waited, value = timed_read(c)
+        assert value == "OK"
+        info = durable.info()
+        assert int(info["held_replies"]) == 0, info
+        assert int(info["fsynced_offset"]) >= int(info["upstream_offset"]), info
+
+
+def test_reads_wait_only_for_pending_keys(durable):
+    with durable.conn() as c:
+        assert c.call("SET", "other", "before") == "OK"
+        assert c.call("SET", "pk", "old") == "OK"
+    durable.settle()
+    writer, other, pending, dbsize, keys, scan = (durable.conn() for _ in range(6))
+    try:
+        durable.ctl.block()
+        writer.send_cmd("SET", "pk", "new")
+        # The write has reached the upstream once a direct GET shows it.
+        with durable.direct() as d:
+            harness.wait_until(lambda: d.call("GET", "pk") == b"new", 3, "SET pk executed")
+        other.send_cmd("GET", "other")
+        waited, value = timed_read(other, timeout=3)
+        assert value == b"before"
+        assert waited < PROMPT_S, "read of an unrelated key waited %.3fs" % waited
+        pending.send_cmd("GET", "pk")
+        dbsize.send_cmd("DBSIZE")
+        keys.send_cmd("KEYS", "*")
+        scan.send_cmd("SCAN", "0")
+        for name, c in (("GET pk", pending), ("DBSIZE", dbsize), ("KEYS", keys), ("SCAN", scan)):
+            assert held(c, 0.2), "%s answered while a write was not durable" % name
+        assert held(writer, 0.1)
+        durable.ctl.unblock()
+        assert timed_read(writer)[1] == "OK"
+        assert timed_read(pending)[1] == b"new"
+        assert timed_read(dbsize)[1] == 2
+        assert sorted(timed_read(keys)[1]) == [b"other", b"pk"]
+        cursor, found = timed_read(scan)[1]
+        assert sorted(found) == [b"other", b"pk"]
+    finally:
+        for c in (writer, other, pending, dbsize, keys, scan):
+            c.close()
+
+
+def test_pipeline_order_is_kept(durable):
+    with durable.conn() as c:
+        assert c.call("SET", "free", "f") == "OK"
+    durable.settle()
+    with durable.conn() as c:
+        durable.ctl.block()
+        # A held write holds every reply behind it, even ones that need no wait.
+        c.send(harness.encode("SET", "a", "1") + harness.encode("GET", "free") +
+               harness.encode("GET", "a") + harness.encode("PING") +
+               harness.encode("INCR", "n") + harness.encode("GET", "n"))
+        assert held(c), "a reply behind a held write was delivered early"
+        durable.ctl.unblock()
+        got = [c.read_frame()[1] for _ in range(6)]
+        assert got == ["OK", b"f", b"1", "PONG", 1, b"1"]
+
+
+def test_waitaof_answered_from_the_log(durable):
+    with durable.conn() as c:
+        assert c.call("SET", "w", "1") == "OK"
+        assert c.call("WAITAOF", "1", "0", "0") == [1, 0]
+    # The upstream has no AOF: its own answer would be an error.
+    with durable.direct() as d:
+        assert isinstance(d.call("WAITAOF", "1", "0", "0"), harness.Error)
+    writer, waiter = durable.conn(), durable.conn()
+    try:
+        durable.ctl.block()
+        writer.send_cmd("SET", "w", "2")
+        with durable.direct() as d:
+            harness.wait_until(lambda: d.call("GET", "w") == b"2", 3, "SET w executed")
+        waiter.send_cmd("WAITAOF", "1", "0", "0")
+        assert held(waiter), "WAITAOF answered before an executed write was fsynced"
+        durable.ctl.unblock()
+        assert timed_read(waiter)[1] == [1, 0]
+        assert timed_read(writer)[1] == "OK"
+    finally:
+        writer.close()
+        waiter.close()
