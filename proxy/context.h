@@ -47,6 +47,10 @@ struct ProxyContext {
   // Held-reply bytes over every session, and the bound on them.
   uint64_t total_held_bytes = 0;
   uint64_t clients = 0;
+  // The log's unsynced stream bytes passed durability.max_unsynced: the
+  // replica link is paused and sessions with writes in flight stop reading
+  // requests, so the upstream's replica buffer for the proxy stops growing.
+  bool stream_lagging = false;
 
   // Shared read buffer: libuv reads one stream at a time, so sessions read
   // into it and copy only the unparsed remainder into their own buffer.

@@ -382,7 +382,10 @@ void Proxy::on_stream(std::string_view bytes, uint64_t first_offset) {
   log_->append(bytes);
   tracker_->feed(bytes, first_offset);
   metrics_.set(admin::Metric::offset_received, double(log_->end_offset()));
-  if (log_->unsynced_bytes() > cfg_.max_unsynced_bytes) link_->pause();
+  if (log_->unsynced_bytes() > cfg_.max_unsynced_bytes) {
+    link_->pause();
+    ctx_.stream_lagging = true;  // sessions stop reading at their next turn
+  }
 }
 
 void Proxy::on_state(upstream::LinkState state, const std::string& reason) {
@@ -439,6 +442,10 @@ void Proxy::durable_moved() {
   if (link_) {
     link_->durable(d);
     if (log_->unsynced_bytes() < cfg_.max_unsynced_bytes / 2) link_->resume();
+  }
+  if (ctx_.stream_lagging && log_->unsynced_bytes() < cfg_.max_unsynced_bytes / 2) {
+    ctx_.stream_lagging = false;
+    ctx_.held_bytes_dropped();  // resumes reading in every session
   }
 }
 

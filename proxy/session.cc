@@ -195,7 +195,11 @@ void Session::update_reading() {
   if (closing_) return;
   const uint64_t limit = ctx_->cfg->client_buffer_bytes;
   bool global_full = ctx_->total_held_bytes >= ctx_->cfg->total_held_bytes;
-  bool want_client = !client_gone_ && !draining_ && !stop_requests_ && !upstream_closed_ &&
+  // While the log lags (ctx_->stream_lagging), a session that has a write in
+  // flight or a reply held reads no more requests: the stream stops growing
+  // by more than one read per session, and sessions that only read go on.
+  bool lag_stop = ctx_->stream_lagging && (!tokens_.empty() || !held_.empty() || !multi_token_.empty());
+  bool want_client = !client_gone_ && !draining_ && !stop_requests_ && !upstream_closed_ && !lag_stop &&
                      up_out_.size() + up_writing_.size() < limit && held_bytes_ < limit &&
                      out_.size() + writing_.size() < limit && expects_.size() < kMaxExpects && !global_full;
   if (global_full && !paused_global_ && want_client == false && !client_gone_) paused_global_ = true;
@@ -288,6 +292,9 @@ void Session::handle_request(std::string_view bytes) {
   }
   ctx_->table->classify(args, &cls_);
   const bool durable = ctx_->gate != nullptr;
+  // Servers before 7.2 do not know WAITAOF; the proxy answers it from its
+  // log all the same (below), so recognise it by name.
+  if (cls_.info == nullptr && iequals(args[0], "waitaof")) cls_.special = Special::waitaof;
 
   Expect e;
   e.kind = cls_.kind;
