@@ -30,6 +30,11 @@ bool Proxy::ready(std::string* reason) const {
   if (gate_) {
     if (ctx_.log_failed) return *reason = "durable log failed: " + ctx_.log_failure, false;
     if (!link_streaming_) return *reason = "replication stream from the upstream is not flowing", false;
+    if (gate_->oldest_wait_ms(ctx_.now_ms) > cfg_.hold_timeout_ms)
+      return *reason = "replies held longer than durability.hold_timeout: the log is fsynced through offset " +
+                       std::to_string(log_->durable_offset()) + ", the upstream is at " +
+                       std::to_string(last_probe_offset_),
+             false;
   }
   return true;
 }
