@@ -70,10 +70,12 @@ def test_bounded_memory_while_fsync_is_blocked(fresh_durable):
                 return
     t = threading.Thread(target=sender)
     t.start()
-    try:
+    try:  # (nothing may read `conn` here: that would change its socket timeout)
         time.sleep(2.0)
         assert sent[0] < len(payload), "the proxy read all %d bytes while fsync was blocked" % len(payload)
-        assert held(conn, 0.05)
+        stalled_at = sent[0]
+        time.sleep(0.5)
+        assert sent[0] - stalled_at < 1 << 20, "the proxy kept reading while fsync was blocked"
         rss = d.proxy.rss_bytes()
         info = d.info()
         with d.direct() as up:
@@ -93,3 +95,30 @@ def test_bounded_memory_while_fsync_is_blocked(fresh_durable):
         assert up.call("DBSIZE") == n + 1
     sets = sum(1 for cmd in d.log_commands() if cmd[0] == b"SET" and cmd[1].startswith(b"big"))
     assert sets == n
+
+
+def test_hold_timeout_answers_an_error_naming_why(fresh_durable):
+    d = fresh_durable(config_text="durability:\n  hold_timeout: 400ms\n")
+    with d.conn() as c, d.conn() as reader:
+        assert c.call("SET", "t", "1") == "OK"
+        d.settle()
+        d.ctl.block()
+        t0 = time.monotonic()
+        c.send_cmd("SET", "t", "2")
+        reader.send_cmd("GET", "t")
+        assert held(c, 0.3), "SET answered while fsync was blocked"
+        waited, reply = timed_read(c, timeout=5)
+        waited += 0.3
+        assert isinstance(reply, harness.Error), "SET answered %r with fsync blocked" % reply
+        assert "durable" in reply and "in time" in reply, reply
+        assert 0.35 <= time.monotonic() - t0 < 3, time.monotonic() - t0
+        # The dirty read is withheld too: an error, never the new value.
+        _, value = timed_read(reader, timeout=5)
+        assert isinstance(value, harness.Error), "GET revealed %r before fsync" % value
+        status, body = d.proxy.admin_get("/readyz")
+        assert status == 503, (status, body)
+        d.ctl.unblock()
+        # Once fsync works again the proxy serves as before.
+        assert c.call("SET", "t", "3") == "OK"
+        assert reader.call("GET", "t") == b"3"
+        harness.wait_until(lambda: d.proxy.readyz() == 200, 5, "ready again")
