@@ -294,6 +294,7 @@ bool LogImpl::write_group(const std::vector<const Op*>& group) {
     if (op.kind == Op::data) end += op.bytes.size();
   }
   const std::string path = opts_.dir + "/" + w_segments_.back().second;
+  const uint64_t t_write = now_ns();
   if (int rc = fs_->pwritev(seg_fd_, iov.data(), static_cast<int>(iov.size()), write_pos_)) {
     fail("log: write of " + std::to_string(need) + " bytes to " + path + " at byte " +
          std::to_string(write_pos_) + " failed: " + errno_text(rc));
@@ -304,7 +305,9 @@ bool LogImpl::write_group(const std::vector<const Op*>& group) {
     fail("log: fdatasync of " + path + " failed: " + errno_text(rc));
     return false;
   }
-  last_fsync_ns_.store(now_ns() - t0, std::memory_order_relaxed);
+  const uint64_t t1 = now_ns();
+  last_fsync_ns_.store(t1 - t0, std::memory_order_relaxed);
+  if (opts_.on_commit) opts_.on_commit(t1 - t_write, end - w_end_);
   fsyncs_.fetch_add(1, std::memory_order_relaxed);
   batches_.fetch_add(1, std::memory_order_relaxed);
   bytes_written_.fetch_add(need, std::memory_order_relaxed);

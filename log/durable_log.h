@@ -29,6 +29,10 @@ struct LogOptions {
   uint64_t segment_bytes = 64ull << 20;  // preallocated + zero-filled size of one segment
   uint32_t commit_delay_us = 0;          // optional wait for a bigger batch
   std::function<void()> on_durable;      // see above; may be empty
+  // Writer thread, after each successful group commit: nanoseconds of its
+  // write + fdatasync and the stream bytes it made durable.  Must be cheap
+  // and thread-safe (metrics); may be empty.
+  std::function<void(uint64_t commit_ns, uint64_t stream_bytes)> on_commit;
   // Where CheckpointStore::open() was pointed; its MANIFEST decides where
   // the log starts after recovery (FORMAT.md rule 5).  "" = dir.
   std::string checkpoint_dir;

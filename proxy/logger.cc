@@ -82,14 +82,25 @@ bool logger_configure(const LoggerOptions& opts, std::string* error) {
   return true;
 }
 
-bool logger_reopen() {
+bool logger_reopen(std::string* error) {
   std::lock_guard<std::mutex> lock(g_mu);
   if (g_file.empty()) return true;
-  std::string err;
-  int fd = open_file(g_file, &err);
+  int fd = open_file(g_file, error);
   if (fd < 0) return false;
-  int old = g_fd.exchange(fd);
-  if (old > 2) ::close(old);
+  // Put the new file behind the descriptor number other threads may be
+  // writing to right now: closing that number instead could let it be
+  // reused (by a log segment) before their write(2).
+  const int cur = g_fd.load();
+  if (cur > 2) {
+    if (::dup3(fd, cur, O_CLOEXEC) < 0) {
+      if (error) *error = "cannot reopen log file " + g_file + ": dup3: " + std::strerror(errno);
+      ::close(fd);
+      return false;
+    }
+    ::close(fd);
+  } else {
+    g_fd.store(fd);
+  }
   return true;
 }
 
@@ -97,12 +108,21 @@ bool logger_enabled(LogLevel level) { return static_cast<int>(level) >= g_level.
 
 void log_line(LogLevel level, const char* component, const char* fmt, ...) {
   char msg[2048];
-  va_list ap;
+  va_list ap, again;
   va_start(ap, fmt);
+  va_copy(again, ap);
   int n = std::vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
+  std::string big;  // a long message (the start-up line with the whole config)
+  if (n >= static_cast<int>(sizeof msg) && n < (1 << 20)) {
+    big.resize(static_cast<size_t>(n) + 1);
+    std::vsnprintf(big.data(), big.size(), fmt, again);
+    big.pop_back();
+  }
+  va_end(again);
   if (n < 0) return;
-  std::string_view text(msg, std::min<size_t>(static_cast<size_t>(n), sizeof msg - 1));
+  std::string_view text = !big.empty() ? std::string_view(big)
+                                       : std::string_view(msg, std::min<size_t>(static_cast<size_t>(n), sizeof msg - 1));
 
   struct timeval tv;
   gettimeofday(&tv, nullptr);

@@ -1,6 +1,9 @@
 // Process log output (not the durable log in log/).  Levels, text or JSON
 // lines, to stderr or a file that SIGHUP reopens.  Loop thread and any other
 // thread may call; each line is written with one write(2).
+//
+//   text: 2026-01-02T03:04:05.678Z info [component] message
+//   json: {"ts":"2026-01-02T03:04:05.678Z","level":"info","component":"...","msg":"..."}
 #pragma once
 
 #include <string>
@@ -18,7 +21,9 @@ struct LoggerOptions {
 
 // Returns false with a reason when the file cannot be opened.
 bool logger_configure(const LoggerOptions& opts, std::string* error);
-bool logger_reopen();  // SIGHUP
+// SIGHUP: opens the configured file again (after logrotate renamed it) and
+// writes there from now on; false with *error (may be null) naming the file.
+bool logger_reopen(std::string* error = nullptr);
 bool logger_enabled(LogLevel level);
 bool parse_log_level(std::string_view s, LogLevel* out);
 void log_line(LogLevel level, const char* component, const char* fmt, ...)

@@ -1,10 +1,12 @@
 // durable-proxy: a transparent durability proxy for Valkey.
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <csignal>
 #include <cstdio>
 
 #include "config/config.h"
+#include "proxy/effective_config.h"
 #include "proxy/logger.h"
 #include "proxy/proxy.h"
 
@@ -63,7 +65,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::signal(SIGPIPE, SIG_IGN);
-  LOG_INFO("proxy", "durable-proxy %s starting: %s", DP_VERSION, dp::config::summary(cfg).c_str());
+  LOG_INFO("proxy", "durable-proxy %s starting (pid %d); effective config: %s", DP_VERSION, static_cast<int>(getpid()),
+           dp::effective_config_line(cfg).c_str());
   raise_fd_limit(cfg.max_clients);
   dp::Proxy proxy(cfg);
   return proxy.run();

@@ -101,6 +101,10 @@ bool Proxy::start(std::string* error) {
     lo.segment_bytes = cfg_.segment_bytes;
     lo.commit_delay_us = cfg_.commit_delay_us;
     lo.on_durable = [this] { uv_async_send(&durable_async_); };
+    lo.on_commit = [this](uint64_t ns, uint64_t bytes) {  // writer thread
+      fsync_seconds_.observe(static_cast<double>(ns) / 1e9);
+      fsync_batch_bytes_.observe(static_cast<double>(bytes));
+    };
     log_ = log::DurableLog::open(lo, error);
     if (!log_) return false;
     const log::RecoveryInfo& ri = log_->recovery();
@@ -137,7 +141,10 @@ bool Proxy::start(std::string* error) {
     ao.host = cfg_.admin.host;
     ao.port = cfg_.admin.port;
     ao.token = cfg_.admin_token;
-    ao.on_answer = [this](int status) { metrics_.inc(admin::Metric::admin_requests_total); (void)status; };
+    ao.on_answer = [this](int status) {
+      metrics_.inc(admin::Metric::admin_requests_total);
+      if (status >= 400 && status < 500) metrics_.inc(admin::Metric::errors_total, admin::ErrorCause::admin_request);
+    };
     admin::AdminHandlers h;
     h.metrics = [this] {
       refresh_metrics();
@@ -232,6 +239,7 @@ void Proxy::control_down(const std::string& reason) {
   if (shutting_down_) return;
   LOG_WARN("control", "%s; retrying in %llu ms", reason.c_str(), static_cast<unsigned long long>(control_backoff_ms_));
   metrics_.inc(admin::Metric::upstream_reconnects_total);
+  metrics_.inc(admin::Metric::errors_total, admin::ErrorCause::upstream_io);
   recovered_ = false;
   checking_ = false;
   set_serving(false, "upstream " + cfg_.upstream.str() + " unavailable: " + reason);
@@ -401,6 +409,7 @@ void Proxy::on_state(upstream::LinkState state, const std::string& reason) {
     LOG_WARN("replica", "%s; re-checking the upstream in %llu ms", reason.c_str(),
              static_cast<unsigned long long>(link_backoff_ms_));
     metrics_.inc(admin::Metric::upstream_reconnects_total);
+    metrics_.inc(admin::Metric::errors_total, admin::ErrorCause::replica_link);
     recovered_ = false;
     set_serving(false, "replication link down: " + reason);
     link_retry_at_ = uv_now(&loop_) + link_backoff_ms_;
@@ -455,6 +464,7 @@ void Proxy::log_failed(const std::string& reason) {
   ctx_.log_failure = reason;
   LOG_ERROR("log", "durable log failed: %s; no write is acknowledged until restart", reason.c_str());
   metrics_.set(admin::Metric::log_failed, 1);
+  metrics_.inc(admin::Metric::errors_total, admin::ErrorCause::log_io);
   gate_->expire(uv_now(&loop_), 0, "the durable log failed: " + reason, /*all=*/true);
 }
 
@@ -500,7 +510,9 @@ void Proxy::tick() {
 void Proxy::on_signal(uv_signal_t* s, int signum) {
   auto* self = static_cast<Proxy*>(s->data);
   if (signum == SIGHUP) {
-    if (!logger_reopen()) LOG_ERROR("proxy", "SIGHUP: cannot reopen the log file");
+    std::string error;
+    if (logger_reopen(&error)) LOG_INFO("proxy", "SIGHUP: log output reopened");
+    else LOG_ERROR("proxy", "SIGHUP: %s; still writing to the old file", error.c_str());
     return;
   }
   self->begin_shutdown(signum == SIGTERM ? "SIGTERM" : "SIGINT");

@@ -24,6 +24,7 @@
 #include "log/checkpoint_store.h"
 #include "log/durable_log.h"
 #include "proxy/admin/admin_server.h"
+#include "proxy/admin/atomic_histogram.h"
 #include "proxy/admin/metrics.h"
 #include "proxy/context.h"
 #include "proxy/gate/durability_gate.h"
@@ -93,6 +94,10 @@ class Proxy : public upstream::ReplicaLink::Listener {
   bool listening_ = false;
 
   admin::Metrics metrics_;
+  // Filled by the log writer thread (LogOptions::on_commit), copied into
+  // metrics_ by refresh_metrics(); declared before log_ so they outlive it.
+  admin::AtomicHistogram fsync_seconds_{admin::Metric::fsync_seconds};
+  admin::AtomicHistogram fsync_batch_bytes_{admin::Metric::fsync_batch_bytes};
   std::unique_ptr<admin::AdminServer> admin_;
   std::unique_ptr<upstream::ControlLink> control_;
   std::unique_ptr<upstream::ReplicaLink> link_;

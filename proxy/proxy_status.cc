@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <sstream>
 
+#include "proxy/effective_config.h"
 #include "proxy/proxy.h"
 #include "proxy/session.h"
 
@@ -84,7 +85,7 @@ std::string Proxy::status_json() const {
   bool r = ready(&why);
   o << "{\"version\":" << json_string(DP_VERSION) << ",\"ready\":" << (r ? "true" : "false");
   if (!r) o << ",\"not_ready_reason\":" << json_string(why);
-  o << ",\"config\":" << json_string(config::summary(cfg_));
+  o << ",\"config\":" << effective_config_json(cfg_);
   o << ",\"durability\":" << json_string(gate_ ? "always" : "off");
   o << ",\"clients\":" << sessions_.size();
   if (gate_) {
@@ -111,11 +112,16 @@ void Proxy::refresh_metrics() {
   metrics_.set(admin::Metric::clients_connected, double(sessions_.size()));
   metrics_.set(admin::Metric::ready, ready(&why) ? 1 : 0);
   metrics_.set(admin::Metric::upstream_connected, control_ && control_->up() ? 1 : 0);
+  uint64_t held[Session::kHoldKindCount] = {}, held_bytes[Session::kHoldKindCount] = {};
+  for (auto& [id, s] : sessions_) s->add_held_by_kind(held, held_bytes);
+  for (size_t k = 0; k < Session::kHoldKindCount; ++k) {
+    metrics_.set(admin::Metric::held_replies, double(held[k]), int(k));
+    metrics_.set(admin::Metric::held_bytes, double(held_bytes[k]), int(k));
+  }
   if (gate_) {
-    uint64_t held = 0, held_bytes = 0;
-    for (auto& [id, s] : sessions_) held += s->held_count(), held_bytes += s->held_bytes();
-    metrics_.set(admin::Metric::held_replies, double(held));
-    metrics_.set(admin::Metric::held_bytes, double(held_bytes));
+    fsync_seconds_.copy_to(&metrics_);
+    fsync_batch_bytes_.copy_to(&metrics_);
+    metrics_.set(admin::Metric::log_bytes, double(log_->end_offset() - log_->start_offset()));
     uint64_t durable = log_->durable_offset();
     metrics_.set(admin::Metric::offset_received, double(log_->end_offset()));
     metrics_.set(admin::Metric::offset_fsynced, double(durable));

@@ -77,6 +77,14 @@ void Metrics::observe(Metric m, double v, int label) {
   ++s->count;
 }
 
+void Metrics::set_histogram(Metric m, std::span<const uint64_t> buckets, double sum, uint64_t count, int label) {
+  Series* s = series(m, label);
+  if (!s || metric_info(m).type != MetricType::histogram || buckets.size() != s->buckets.size()) return;
+  std::copy(buckets.begin(), buckets.end(), s->buckets.begin());
+  s->sum = sum;
+  s->count = count;
+}
+
 double Metrics::get(Metric m, int label) const {
   const Series* s = series(m, label);
   if (!s) return 0;

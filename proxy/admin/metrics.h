@@ -20,7 +20,11 @@ namespace dp::admin {
 // Label sets: one label name with a fixed, small list of values.  The
 // per-set enums give the label index to pass to inc/set/observe.
 #define DP_COMMAND_CLASSES(X) X(read) X(write) X(keyspace_read) X(other) X(proxy)
-#define DP_HOLD_KINDS(X) X(write) X(read) X(notification)
+// Hold kinds: write = a reply (or WAITAOF answer) that waits for its write
+// to be durable; read = a read of a key with a write not yet durable;
+// notification = pub/sub, keyspace and tracking messages; ordered = a reply
+// ready to go but queued behind a held one (replies leave in order).
+#define DP_HOLD_KINDS(X) X(write) X(read) X(notification) X(ordered)
 #define DP_ERROR_CAUSES(X)                                                        \
   X(client_protocol)  /* malformed client request */                              \
   X(hold_timeout)     /* a held reply could not become durable in time */         \
@@ -72,7 +76,8 @@ enum class Buckets : uint8_t { none, latency, duration, bytes };
     "Upstream master_repl_offset at the last ROLE probe.")                                           \
   X(stream_lag_bytes, "stream_lag_bytes", gauge, none, none,                                         \
     "Upstream offset minus fsynced offset: bytes executed but not yet durable.")                     \
-  X(log_bytes, "log_bytes", gauge, none, none, "Bytes of log segments on disk.")                     \
+  X(log_bytes, "log_bytes", gauge, none, none,                                                      \
+    "Stream bytes held in the log, from the newest checkpoint to its end.")                        \
   X(log_failed, "log_failed", gauge, none, none,                                                     \
     "1 when a log write or fsync failed: acknowledgements stopped until restart.")                  \
   X(upstream_connected, "upstream_connected", gauge, none, none,                                     \
@@ -148,6 +153,11 @@ class Metrics {  // loop thread only
   double get(Metric m, int label = 0) const;
   double histogram_sum(Metric m, int label = 0) const;
   uint64_t histogram_bucket(Metric m, size_t bucket, int label = 0) const;  // not cumulative
+
+  // Replaces a histogram series with figures kept elsewhere (an
+  // AtomicHistogram filled by another thread): per-bucket counts (not
+  // cumulative, one per bound), sum and count.  Ignored on a size mismatch.
+  void set_histogram(Metric m, std::span<const uint64_t> buckets, double sum, uint64_t count, int label = 0);
 
   std::string render() const;  // Prometheus text format 0.0.4
 
