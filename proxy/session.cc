@@ -235,6 +235,8 @@ void Session::update_reading() {
                      out_.size() + writing_.size() < limit && expects_.size() < kMaxExpects && !global_full;
   if (global_full && !paused_global_ && want_client == false && !client_gone_) paused_global_ = true;
   if (want_client != reading_client_) {
+    if (!want_client && (global_full || lag_stop || held_bytes_ >= limit))
+      count_error(ctx_->metrics, admin::ErrorCause::backpressure);  // paused for memory
     reading_client_ = want_client;
     auto* st = reinterpret_cast<uv_stream_t*>(&client_);
     if (want_client) uv_read_start(st, &Session::alloc_client, &Session::on_client_read);
