@@ -21,6 +21,23 @@ void DurabilityGate::cover(uint64_t session_id, Token* token, uint64_t now_ms) {
   if (token) *token = Token{};
 }
 
+uint64_t DurabilityGate::cover_through(uint64_t session_id, uint64_t offset) {
+  // Answered batches form a prefix of batches_ (answers arrive in order;
+  // a re-sent probe may leave a gap, which only makes this answer later)
+  // with non-decreasing offsets: binary search that prefix.
+  size_t lo = 0, hi = batches_.size();
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    const Batch& b = batches_[mid];
+    if (b.answered && b.offset < offset) lo = mid + 1;
+    else hi = mid;
+  }
+  if (lo == batches_.size() || !batches_[lo].answered) return 0;
+  Batch& b = batches_[lo];
+  if (b.sessions.empty() || b.sessions.back() != session_id) b.sessions.push_back(session_id);
+  return b.id;
+}
+
 void DurabilityGate::flush() {
   if (!batch_open()) return;
   Batch b = std::move(open_);

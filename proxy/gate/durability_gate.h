@@ -51,6 +51,11 @@ class DurabilityGate {
   // Registers a reply of `session` (and the write token, if any) in the
   // current batch.  Cheap when the session is already in it.
   void cover(uint64_t session_id, Token* token, uint64_t now_ms);
+  // A reply that must wait only until the log reaches `offset` (a read of
+  // keys whose pending writes all have known offsets): joins the oldest
+  // answered batch at or above `offset` and returns its probe id, or
+  // returns 0 when no such batch exists (then cover() it as usual).
+  uint64_t cover_through(uint64_t session_id, uint64_t offset);
   // End of a loop turn: sends the current batch's probe if it has members.
   void flush();
   bool batch_open() const { return !open_.sessions.empty() || !open_.tokens.empty(); }

@@ -1,5 +1,7 @@
 #include "proxy/gate/pending_keys.h"
 
+#include <algorithm>
+
 namespace dp::gate {
 
 PendingKeys::KeyMap& PendingKeys::db_keys(int db) {
@@ -113,6 +115,23 @@ bool PendingKeys::key_pending(int db, std::string_view key) const {
   if (d >= key_maps_.size() || key_maps_[d].empty()) return false;
   auto it = key_maps_[d].find(key);
   return it != key_maps_[d].end() && it->second.busy(durable_);
+}
+
+uint64_t PendingKeys::key_wait(int db, std::string_view key) const {
+  uint64_t need = 0;
+  auto add = [&](const Mark& m) {
+    if (!m.busy(durable_)) return;
+    need = m.unresolved > 0 ? kUnknown : std::max(need, m.max_offset);
+  };
+  add(all_);
+  if (db < 0 || db >= kMaxDb) return need == 0 ? 0 : kUnknown;
+  size_t d = static_cast<size_t>(db);
+  if (need != kUnknown && d < db_marks_.size()) add(db_marks_[d]);
+  if (need != kUnknown && d < key_maps_.size() && !key_maps_[d].empty()) {
+    auto it = key_maps_[d].find(key);
+    if (it != key_maps_[d].end()) add(it->second);
+  }
+  return need;
 }
 
 bool PendingKeys::db_pending(int db) const {

@@ -51,6 +51,12 @@ class PendingKeys {
   void stream_all(uint64_t offset);
 
   bool key_pending(int db, std::string_view key) const;
+  // What a read of (db, key) must wait for: 0 nothing; kUnknown a write
+  // whose offset is not known yet (wait for a probe sent after the reply);
+  // otherwise the offset the log must reach (only the writes pending now,
+  // never later ones).
+  static constexpr uint64_t kUnknown = ~uint64_t{0};
+  uint64_t key_wait(int db, std::string_view key) const;
   bool db_pending(int db) const;  // db-wide or all-dbs mark only
 
   // The fsynced offset moved: forget marks at or below it.

@@ -10,7 +10,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from durability_util import (HOLD_CHECK_S, PROMPT_S, durable, held, reset,  # noqa: E402,F401
+from durability_util import (HOLD_CHECK_S, PROMPT_S, durable, fresh_durable, held, reset,  # noqa: E402,F401
                              timed_read)
 
 import pytest  # noqa: E402
@@ -119,3 +119,42 @@ def test_waitaof_answered_from_the_log(durable):
     finally:
         writer.close()
         waiter.close()
+
+
+def test_read_waits_only_for_the_writes_pending_on_its_key(fresh_durable):
+    """Every fdatasync takes 300 ms.  SET k goes into fsync F1; SET other,
+    sent while F1 runs, can only go into F2.  A GET k sent after both must
+    be released with F1 (it waits for the write pending on k, not for later
+    writes to other keys), well before SET other's reply."""
+    import threading
+    import time
+    d = fresh_durable(extra_env={"DP_FSYNC_DELAY_US": "300000"})
+    c1, c2, c3 = d.conn(), d.conn(), d.conn()
+    arrived = {}
+
+    def read(name, c):
+        arrived[name] = (c.read_frame(10)[1], time.monotonic())
+    try:
+        c1.send_cmd("SET", "k", "v1")
+        t1 = threading.Thread(target=read, args=("set k", c1))
+        t1.start()
+        time.sleep(0.1)
+        c2.send_cmd("SET", "other", "x")
+        t2 = threading.Thread(target=read, args=("set other", c2))
+        t2.start()
+        time.sleep(0.05)
+        c3.send_cmd("GET", "k")
+        t3 = threading.Thread(target=read, args=("get k", c3))
+        t3.start()
+        for t in (t1, t2, t3):
+            t.join(15)
+        assert arrived["set k"][0] == "OK" and arrived["set other"][0] == "OK"
+        assert arrived["get k"][0] == b"v1"
+        set_k, set_other, get_k = (arrived[n][1] for n in ("set k", "set other", "get k"))
+        assert set_other - set_k > 0.15, "SET other was not in a later fsync: the setup proves nothing"
+        assert get_k - set_k < 0.15, \
+            "GET k waited %.0f ms past the write it depends on (until %.0f ms before SET other)" % (
+                (get_k - set_k) * 1e3, (set_other - get_k) * 1e3)
+    finally:
+        for c in (c1, c2, c3):
+            c.close()
