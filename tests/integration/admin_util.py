@@ -57,7 +57,7 @@ def status_json(port, headers=None):
     return json.loads(body)
 
 
-def raw_exchange(port, data, timeout=3.0, chunk_delay=None):
+def raw_exchange(port, data, timeout=3.0, chunk_delay=None, half_close=False):
     """Sends raw bytes (a list of chunks, or bytes) and returns everything the
     server answers until it closes the connection or goes quiet."""
     chunks = data if isinstance(data, list) else [data]
@@ -69,6 +69,11 @@ def raw_exchange(port, data, timeout=3.0, chunk_delay=None):
                     time.sleep(chunk_delay)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the server may answer and close before taking it all
+        if half_close:  # no more input: an incomplete request ends here
+            try:
+                s.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
         reply = b""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -4,6 +4,7 @@ probes open, /metrics and /status behind the token, /status JSON contents,
 metric counts that follow real traffic, secrets nowhere, and malformed or
 oversized HTTP requests answered 400/413 without disturbing the proxy."""
 import os
+import random
 import re
 import subprocess
 
@@ -196,3 +197,40 @@ def test_every_exposed_metric_is_documented_in_deploy_readme(node):
         readme = f.read()
     missing = [name for name, _ in families if "`%s" % name not in readme]
     assert not missing, "deploy/README.md does not list: %s" % missing
+
+
+def test_random_mutations_of_requests_never_disturb_the_proxy(node):
+    """Seeded random damage to valid requests, sent over TCP: every answer
+    is a well-formed HTTP reply with an expected status (or, for a request
+    left incomplete by the client's end of input, no answer), and the proxy
+    serves clients and probes as before."""
+    _, proxy = node
+    rng = random.Random(7)
+    seeds = [b"GET /metrics HTTP/1.1\r\nAuthorization: Bearer " + TOKEN.encode() + b"\r\n\r\n",
+             b"POST /status HTTP/1.1\r\nAuthorization: Bearer " + TOKEN.encode() +
+             b"\r\nContent-Length: 4\r\n\r\nabcd",
+             b"GET /readyz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"]
+    statuses = {}
+    with client(proxy) as c:
+        for i in range(150):
+            data = bytearray(rng.choice(seeds))
+            for _ in range(rng.randint(1, 6)):
+                op = rng.randrange(4)
+                pos = rng.randrange(len(data) + 1)
+                if op == 0 and data:
+                    data[pos % len(data)] = rng.randrange(256)
+                elif op == 1:
+                    data[pos:pos] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 8)))
+                elif op == 2:
+                    del data[pos:pos + rng.randint(1, 8)]
+                else:
+                    data[pos:pos] = rng.choice([b"\r\n", b":", b" ", b"\x00", b"9" * 30])
+            reply = raw_exchange(proxy.admin_port, bytes(data), timeout=2, half_close=True)
+            status = status_of(reply)
+            assert reply == b"" or status in (200, 202, 400, 401, 404, 405, 409, 413, 503), (bytes(data), reply[:200])
+            statuses[status] = statuses.get(status, 0) + 1
+            if i % 50 == 0:
+                assert c.call("SET", "fuzz:%d" % i, "1") == "OK"
+        assert c.call("GET", "fuzz:0") == b"1"
+    assert statuses.get(400, 0) > 10  # the damage reached the parser
+    assert proxy.alive() and request(proxy.admin_port, "GET", "/readyz")[0] == 200
