@@ -7,6 +7,7 @@
 
 #include "proxy/logger.h"
 #include "proxy/resp/encoder.h"
+#include "proxy/session_metrics.h"
 
 namespace dp {
 
@@ -17,6 +18,7 @@ namespace {
 
 constexpr size_t kReadChunk = 64 * 1024;
 constexpr size_t kMaxExpects = 1 << 20;  // pipeline depth bound per client
+constexpr uint64_t kUnreachableWaitMs = 1000;
 
 bool iequals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
@@ -116,10 +118,31 @@ void Session::upstream_unreachable(const char* cause) {
   upstream_closed_ = true;
   std::string msg = "ERR durable-proxy: upstream " + ctx_->upstream_name + " unreachable: " + cause;
   LOG_WARN("session", "client %llu: %s", static_cast<unsigned long long>(id_), msg.c_str());
+  unreachable_error_ = std::move(msg);
+  if (client_gone_) return close("client left before the upstream connection failed");
+  if (client_spoke_) return send_unreachable_error();
+  unreachable_timer_ = new uv_timer_t;
+  uv_timer_init(ctx_->loop, unreachable_timer_);
+  unreachable_timer_->data = this;
+  ++open_handles_;
+  uv_timer_start(unreachable_timer_, &Session::on_unreachable_timer, kUnreachableWaitMs, 0);
+  update_reading();  // keeps reading the client: its first bytes trigger the error
+}
+
+void Session::on_unreachable_timer(uv_timer_t* t) {
+  auto* self = static_cast<Session*>(t->data);
+  if (!self->closing_) self->send_unreachable_error();
+}
+
+void Session::send_unreachable_error() {
+  if (unreachable_error_.empty()) return;
   std::string line;
-  resp::append_error(&line, msg);
+  resp::append_error(&line, unreachable_error_);
+  unreachable_error_.clear();
+  if (unreachable_timer_) uv_timer_stop(unreachable_timer_);
   queue_reply(line, false, nullptr, true);
   release();
+  update_reading();
 }
 
 // ---------------------------------------------------------------- reading
@@ -151,6 +174,11 @@ void Session::alloc_upstream(uv_handle_t* h, size_t, uv_buf_t* buf) {
 void Session::on_client_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
   auto* self = static_cast<Session*>(s->data);
   bool shared = buf->base == self->ctx_->read_buf;
+  if (n > 0) self->client_spoke_ = true;
+  if (n > 0 && !self->unreachable_error_.empty()) {  // answer the first request with the error
+    if (shared) self->ctx_->read_buf_busy = false;
+    return self->send_unreachable_error();
+  }
   if (n <= 0) {
     if (shared) self->ctx_->read_buf_busy = false;
     if (n == 0) return;
@@ -201,11 +229,14 @@ void Session::update_reading() {
   // flight or a reply held reads no more requests: the stream stops growing
   // by more than one read per session, and sessions that only read go on.
   bool lag_stop = ctx_->stream_lagging && (!tokens_.empty() || !held_.empty() || !multi_token_.empty());
-  bool want_client = !client_gone_ && !draining_ && !stop_requests_ && !upstream_closed_ && !lag_stop &&
+  bool want_client = !client_gone_ && !draining_ && !stop_requests_ &&
+                     (!upstream_closed_ || !unreachable_error_.empty()) && !lag_stop &&
                      up_out_.size() + up_writing_.size() < limit && held_bytes_ < limit &&
                      out_.size() + writing_.size() < limit && expects_.size() < kMaxExpects && !global_full;
   if (global_full && !paused_global_ && want_client == false && !client_gone_) paused_global_ = true;
   if (want_client != reading_client_) {
+    if (!want_client && (global_full || lag_stop || held_bytes_ >= limit))
+      count_error(ctx_->metrics, admin::ErrorCause::backpressure);  // paused for memory
     reading_client_ = want_client;
     auto* st = reinterpret_cast<uv_stream_t*>(&client_);
     if (want_client) uv_read_start(st, &Session::alloc_client, &Session::on_client_read);
@@ -246,7 +277,9 @@ void Session::process_requests(std::string_view input, ByteBuffer* owner) {
     std::string_view bytes = rest.substr(0, req_.consumed);
     pos += req_.consumed;
     if (st == resp::ParseStatus::skip) continue;
+    const size_t forwarded_before = up_out_.size();
     handle_request(bytes);
+    count_command(ctx_->metrics, up_out_.size() != forwarded_before, cls_.kind);
     if (raw_client_) {  // SYNC/PSYNC: everything after it is the replica's stream
       forward(input.substr(pos));
       pos = input.size();
@@ -262,6 +295,7 @@ void Session::process_requests(std::string_view input, ByteBuffer* owner) {
 void Session::protocol_error(const std::string& text) {
   // Valkey sends the replies already due, then the error, then closes.
   stop_requests_ = true;
+  count_error(ctx_->metrics, admin::ErrorCause::client_protocol);
   std::string line;
   resp::append_error(&line, text);
   LOG_DEBUG("session", "client %llu: protocol error: %s", static_cast<unsigned long long>(id_), text.c_str());
@@ -513,7 +547,7 @@ Session::FrameRole Session::frame_role(std::string_view frame, const resp::Frame
 void Session::on_frame(std::string_view frame, const resp::Frame& f) {
   switch (frame_role(frame, f)) {
     case FrameRole::message:  // pub/sub, invalidations, MONITOR: held like writes
-      queue_reply(frame, ctx_->gate != nullptr, nullptr);
+      queue_reply(frame, ctx_->gate != nullptr, nullptr, false, admin::HoldKind::notification);
       return;
     case FrameRole::passive:
       queue_reply(frame, false, nullptr);
@@ -535,7 +569,7 @@ void Session::on_frame(std::string_view frame, const resp::Frame& f) {
     // Nothing asked for it (or a local reply is due first, which cannot
     // happen: locals are taken as soon as they reach the front).
     LOG_DEBUG("session", "client %llu: unsolicited reply from upstream", static_cast<unsigned long long>(id_));
-    queue_reply(frame, ctx_->gate != nullptr, nullptr);
+    queue_reply(frame, ctx_->gate != nullptr, nullptr, false, admin::HoldKind::notification);
     return;
   }
   Expect e = expects_.front();
@@ -566,7 +600,7 @@ void Session::on_frame(std::string_view frame, const resp::Frame& f) {
   if (e.drop) {
     if (wait) queue_reply(std::string_view(), true, tp);  // keeps order and resolves marks
   } else {
-    queue_reply(frame, wait, tp);
+    queue_reply(frame, wait, tp, false, e.kind == Kind::read ? admin::HoldKind::read : admin::HoldKind::write);
   }
   take_local_expects();
 }
@@ -641,7 +675,8 @@ void Session::take_local_expects() {
   }
 }
 
-void Session::queue_reply(std::string_view bytes, bool wait, gate::Token* token, bool close_after) {
+void Session::queue_reply(std::string_view bytes, bool wait, gate::Token* token, bool close_after,
+                          admin::HoldKind kind) {
   const uint64_t wait_at = std::exchange(read_wait_offset_, 0);  // set by read_needs_wait
   if (client_gone_) {
     if (token && ctx_->gate) ctx_->gate->cover(0, token, ctx_->now_ms);
@@ -662,9 +697,16 @@ void Session::queue_reply(std::string_view bytes, bool wait, gate::Token* token,
   }
   held_buf_.append(bytes);
   held_.push_back(Held{static_cast<uint32_t>(bytes.size()), wait ? HeldState::wait_probe : HeldState::ready,
-                       false, close_after, probe});
+                       false, close_after, probe, wait ? kind : admin::HoldKind::ordered, uv_hrtime()});
   held_bytes_ += bytes.size();
   ctx_->total_held_bytes += bytes.size();
+}
+
+void Session::add_held_by_kind(uint64_t* counts, uint64_t* bytes) const {
+  for (const Held& h : held_) {
+    counts[static_cast<size_t>(h.kind)]++;
+    bytes[static_cast<size_t>(h.kind)] += h.len;
+  }
 }
 
 void Session::on_release() {
@@ -692,8 +734,10 @@ void Session::release() {
       std::string line;
       resp::append_error(&line, "ERR durable-proxy: reply withheld, write not durable: " + fail_reason_);
       if (h.len > 0) out_.append(line);
+      count_release(ctx_->metrics, h.kind, h.since_ns, true, ctx_->log_failed);
     } else {
       out_.append(std::string_view(held_buf_.data(), h.len));
+      count_release(ctx_->metrics, h.kind, h.since_ns, false, false);
     }
     if (h.close_after) close_when_flushed_ = true;
     held_buf_.consume(h.len);
@@ -816,13 +860,21 @@ void Session::close(const std::string& why) {
     uv_close(reinterpret_cast<uv_handle_t*>(h), &Session::on_handle_closed);
   };
   int handles = open_handles_;
+  if (unreachable_timer_) {
+    uv_close(reinterpret_cast<uv_handle_t*>(unreachable_timer_), &Session::on_handle_closed);
+    --handles;
+  }
   if (handles >= 1) close_one(&client_);
   if (handles >= 2) close_one(&upstream_);
-  if (handles == 0) delete this;
+  if (open_handles_ == 0) delete this;
 }
 
 void Session::on_handle_closed(uv_handle_t* h) {
   auto* self = static_cast<Session*>(h->data);
+  if (h == reinterpret_cast<uv_handle_t*>(self->unreachable_timer_)) {
+    delete self->unreachable_timer_;
+    self->unreachable_timer_ = nullptr;
+  }
   if (--self->open_handles_ == 0) delete self;
 }
 

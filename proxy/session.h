@@ -24,6 +24,7 @@
 #include <deque>
 #include <string>
 
+#include "proxy/admin/metrics.h"
 #include "proxy/byte_buffer.h"
 #include "proxy/commands/command_table.h"
 #include "proxy/context.h"
@@ -56,6 +57,10 @@ class Session : public gate::GateClient {
 
   uint64_t held_bytes() const { return held_bytes_; }
   size_t held_count() const { return held_.size(); }
+  // Adds this session's held replies and bytes, by admin::HoldKind index,
+  // to `counts` and `bytes` (arrays of kHoldKindCount); walks the queue.
+  static constexpr size_t kHoldKindCount = static_cast<size_t>(admin::HoldKind::ordered) + 1;
+  void add_held_by_kind(uint64_t* counts, uint64_t* bytes) const;
 
  private:
   // What a forwarded command's reply needs.
@@ -81,6 +86,8 @@ class Session : public gate::GateClient {
     bool failed = false;
     bool close_after = false;
     uint64_t probe = 0;
+    admin::HoldKind kind = admin::HoldKind::write;  // metrics only
+    uint64_t since_ns = 0;                          // uv_hrtime when queued
   };
   enum class ReplyMode : uint8_t { on, off, skip_next };
 
@@ -112,7 +119,8 @@ class Session : public gate::GateClient {
   void on_frame(std::string_view frame, const resp::Frame& f);
   void apply_reply_effects(const Expect& e, std::string_view frame, const resp::Frame& f);
   bool read_needs_wait(const Expect& e);
-  void queue_reply(std::string_view bytes, bool wait, gate::Token* token, bool close_after = false);
+  void queue_reply(std::string_view bytes, bool wait, gate::Token* token, bool close_after = false,
+                   admin::HoldKind kind = admin::HoldKind::write);
   void take_local_expects();
   void release();
   void flush_client();
@@ -121,6 +129,8 @@ class Session : public gate::GateClient {
 
   // endings
   void upstream_unreachable(const char* cause);
+  void send_unreachable_error();
+  static void on_unreachable_timer(uv_timer_t* t);
   void upstream_gone(const std::string& why);
   void client_left(const std::string& why);
   void start_swallow();
@@ -183,6 +193,12 @@ class Session : public gate::GateClient {
   bool paused_global_ = false;
   std::string fail_reason_;
   std::string close_reason_;
+  // Upstream unreachable before the client sent anything: the error waits
+  // (at most kUnreachableWaitMs) to answer the client's first request, so
+  // request/reply clients (redis-py) read it as a reply, not stray data.
+  bool client_spoke_ = false;
+  std::string unreachable_error_;
+  uv_timer_t* unreachable_timer_ = nullptr;  // owned; freed in its close callback
 };
 
 }  // namespace dp
