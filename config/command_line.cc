@@ -37,6 +37,10 @@ struct SwitchFlag {
 const SwitchFlag kSwitches[] = {
     {"--check-config", "read and check the configuration, print its summary, exit 0 (1 on error)",
      &CommandLine::check_config},
+    {"--checkpoint",
+     "ask the running proxy (POST /checkpoint on admin.address, or --admin) to take a checkpoint now; "
+     "exit 0 when it started, 1 when refused",
+     &CommandLine::checkpoint},
     {"--version", "print the version and exit", &CommandLine::version},
     {"--help", "print this help and exit (also -h)", &CommandLine::help},
 };

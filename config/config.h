@@ -111,6 +111,7 @@ struct CommandLine {
   std::string config_path = "proxy.yaml";
   bool config_path_given = false;
   bool check_config = false, version = false, help = false;
+  bool checkpoint = false;  // --checkpoint: ask the running proxy's admin port for a checkpoint
   Overrides overrides;
 };
 // Returns error text ("" on success) naming the flag.

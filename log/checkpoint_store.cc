@@ -4,6 +4,7 @@
 #include "log/checkpoint_store.h"
 
 #include <cstdio>
+#include <mutex>
 #include <vector>
 
 #include "log/file_system.h"
@@ -92,7 +93,10 @@ class StoreImpl final : public CheckpointStore {
     return "";
   }
 
-  std::optional<CheckpointInfo> latest() const override { return latest_; }
+  std::optional<CheckpointInfo> latest() const override {
+    std::lock_guard<std::mutex> g(mu_);
+    return latest_;
+  }
 
   std::unique_ptr<CheckpointWriter> begin(const std::string& replid, uint64_t offset,
                                           std::string* error) override {
@@ -107,10 +111,11 @@ class StoreImpl final : public CheckpointStore {
   }
 
   void prune() override {
-    if (!latest_) return;
+    std::optional<CheckpointInfo> newest = latest();
+    if (!newest) return;
     std::vector<std::string> names;
     if (fs_->list_dir(dir_, &names) != 0) return;
-    std::string keep = latest_->path.substr(dir_.size() + 1);
+    std::string keep = newest->path.substr(dir_.size() + 1);
     bool removed = false;
     for (auto& n : names) {
       if (n.size() == 24 && n.compare(20, 4, ".rdb") == 0 && n != keep) {
@@ -120,11 +125,15 @@ class StoreImpl final : public CheckpointStore {
     if (removed) fs_->fsync_dir(dir_);
   }
 
-  void published(const CheckpointInfo& info) { latest_ = info; }
+  void published(const CheckpointInfo& info) {
+    std::lock_guard<std::mutex> g(mu_);
+    latest_ = info;
+  }
 
  private:
   FileSystem* fs_;
   std::string dir_;
+  mutable std::mutex mu_;  // guards latest_ only (see the header's thread rules)
   std::optional<CheckpointInfo> latest_;
 };
 

@@ -10,7 +10,9 @@
 // checkpoint with DurableLog::drop_below(offset); recovery does the same
 // from the MANIFEST if the process died in between.
 //
-// Threads: the store and its writers are used from one thread at a time.
+// Threads: the store and its writers are used from one thread at a time,
+// except latest(), which any thread may call at any time (the proxy's loop
+// reads it for /status while a checkpoint commits on libuv's pool).
 // A writer must not outlive its store.
 // CheckpointWriter::write() does buffered writes only; commit() fsyncs and
 // may take long: call it off the event loop (libuv pool) or accept the stall.

@@ -71,9 +71,10 @@ HttpResponse run(const Route& route, const AdminHandlers& h) {
     case Endpoint::checkpoint: {
       if (!h.checkpoint) return unavailable(route.path);
       std::string message;
-      const bool started = h.checkpoint(&message);
+      const CheckpointAnswer answer = h.checkpoint(&message);
+      const bool started = answer.kind == CheckpointAnswer::started;
       HttpResponse r;
-      r.status = started ? 202 : 409;
+      r.status = started ? 202 : answer.kind == CheckpointAnswer::not_ready ? 503 : 409;
       r.content_type = "application/json";
       r.body = std::string("{\"started\":") + (started ? "true" : "false") +
                ",\"message\":" + json_string(message) + "}\n";

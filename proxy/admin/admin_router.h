@@ -3,7 +3,7 @@
 //
 //   GET  /metrics     Prometheus text           (token)
 //   GET  /status      JSON                      (token)
-//   POST /checkpoint  202 started / 409 refused (token)
+//   POST /checkpoint  202 started / 409 refused / 503 not ready (token)
 //   GET  /healthz     200 while the process runs
 //   GET  /readyz      200 ready / 503 + reason
 //
@@ -21,6 +21,16 @@
 
 namespace dp::admin {
 
+// What POST /checkpoint answers: 202 started, 409 refused (one is already
+// running), 503 not ready (the proxy cannot take one now).  A handler may
+// return a bool (true = started, false = refused).
+struct CheckpointAnswer {
+  enum Kind { refused, started, not_ready };
+  Kind kind;
+  CheckpointAnswer(bool started) : kind(started ? Kind::started : Kind::refused) {}  // NOLINT: implicit
+  CheckpointAnswer(Kind k) : kind(k) {}                                               // NOLINT: implicit
+};
+
 // Called on the loop thread while a request is answered; keep them quick.
 // An empty function answers 503 "not available".  An exception thrown by one
 // is caught and answered 500.
@@ -28,7 +38,7 @@ struct AdminHandlers {
   std::function<std::string()> metrics;                  // body of /metrics
   std::function<bool(std::string* reason)> ready;        // /readyz: false + reason = 503
   std::function<std::string()> status_json;              // body of /status
-  std::function<bool(std::string* message)> checkpoint;  // POST /checkpoint: true = started
+  std::function<CheckpointAnswer(std::string* message)> checkpoint;  // POST /checkpoint
 };
 
 struct RouteOptions {
