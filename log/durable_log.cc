@@ -362,7 +362,13 @@ bool LogImpl::roll(uint64_t need) {
   seg_fd_ = fd;
   seg_size_ = size;
   write_pos_ = kSegmentHeaderSize;
-  w_segments_.emplace_back(w_end_, name);
+  // A batch too big for a segment that holds nothing yet replaces it under
+  // the same name (same first offset): keep one entry, or drop_below()
+  // would unlink the name twice.
+  if (!w_segments_.empty() && w_segments_.back().first == w_end_)
+    w_segments_.back().second = name;
+  else
+    w_segments_.emplace_back(w_end_, name);
   return true;
 }
 

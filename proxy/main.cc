@@ -1,12 +1,14 @@
 // durable-proxy: a transparent durability proxy for Valkey.
 #include <sys/resource.h>
 #include <unistd.h>
+#include <unistd.h>
 
 #include <csignal>
 #include <cstdio>
 
 #include "config/config.h"
 #include "proxy/effective_config.h"
+#include "proxy/checkpoint_command.h"
 #include "proxy/logger.h"
 #include "proxy/proxy.h"
 
@@ -28,6 +30,22 @@ void raise_fd_limit(uint64_t max_clients) {
              static_cast<unsigned long long>((n.rlim_cur - 256) / 2), static_cast<unsigned long long>(max_clients));
 }
 
+// --checkpoint: the admin address and token come from the config file when
+// there is one (the default proxy.yaml only if it exists), and from --admin.
+int checkpoint_command(const dp::config::CommandLine& cl) {
+  const bool use_file = cl.config_path_given || access(cl.config_path.c_str(), F_OK) == 0;
+  dp::config::LoadResult lr = use_file ? dp::config::load_file(cl.config_path, cl.overrides)
+                                       : dp::config::load_string("{}\n", "(defaults)", cl.overrides);
+  if (!lr.config) {
+    std::fprintf(stderr, "durable-proxy: %s\n", lr.error.c_str());
+    return 2;
+  }
+  std::string out;
+  int rc = dp::request_checkpoint(*lr.config, &out);
+  std::fprintf(rc == dp::kCheckpointStarted ? stdout : stderr, "durable-proxy --checkpoint: %s\n", out.c_str());
+  return rc;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -45,6 +63,7 @@ int main(int argc, char** argv) {
     std::printf("durable-proxy %s\n", DP_VERSION);
     return 0;
   }
+  if (cl.checkpoint) return checkpoint_command(cl);
   dp::config::LoadResult lr = dp::config::load_file(cl.config_path, cl.overrides);
   if (!lr.config) {
     std::fprintf(stderr, "durable-proxy: %s\n", lr.error.c_str());

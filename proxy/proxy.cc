@@ -59,6 +59,7 @@ Proxy::~Proxy() {
   // Sessions and handles are gone once run() returned; the log's destructor
   // does the final fsync.
   if (checkpoint_writer_) checkpoint_writer_.reset();
+  checkpointer_.reset();
   link_.reset();
   control_.reset();
   admin_.reset();
@@ -122,6 +123,7 @@ bool Proxy::start(std::string* error) {
     tracker_ = std::make_unique<StreamTracker>(&gate_->pending(), [this] {
       if (link_) link_->ack_now();
     });
+    checkpointer_ = make_checkpointer();
   }
 
   uv_tcp_init(&loop_, &listener_);
@@ -152,10 +154,7 @@ bool Proxy::start(std::string* error) {
     };
     h.ready = [this](std::string* reason) { return ready(reason); };
     h.status_json = [this] { return status_json(); };
-    h.checkpoint = [this](std::string* message) {
-      *message = "checkpoints on demand are not available in this build";
-      return false;
-    };
+    h.checkpoint = [this](std::string* message) { return checkpoint_request(message); };
     admin_ = std::make_unique<admin::AdminServer>(&loop_, ao, std::move(h));
     if (!admin_->start(error)) {
       *error = "admin (admin.address): " + *error;
@@ -335,6 +334,7 @@ void Proxy::start_replica_link(const std::string& replid, uint64_t offset) {
 void Proxy::on_full_resync(const std::string& replid, uint64_t offset) {
   LOG_INFO("replica", "full resync: replid %s offset %llu; writing checkpoint", replid.c_str(),
            static_cast<unsigned long long>(offset));
+  if (checkpointer_) checkpointer_->abandon("the main replica link began a full resync");
   std::string error;
   checkpoint_writer_ = checkpoints_->begin(replid, offset, &error);
   if (!checkpoint_writer_) LOG_ERROR("checkpoint", "%s", error.c_str());
@@ -497,6 +497,7 @@ void Proxy::tick() {
     refused_ = false;
     check_recovery();  // the operator may have fixed it
   }
+  if (checkpointer_) checkpointer_->tick();
   if (gate_) {
     std::string why = ctx_.log_failed ? "the durable log failed: " + ctx_.log_failure
                       : !link_streaming_ ? "replication link to upstream " + cfg_.upstream.str() + " is down"
@@ -564,6 +565,7 @@ void Proxy::close_all_handles() {
   close_h(&sigterm_);
   close_h(&sigint_);
   close_h(&sighup_);
+  if (checkpointer_) checkpointer_->close(nullptr);
   if (link_) link_->close(nullptr);
   if (control_) control_->close(nullptr);
   if (admin_) admin_->close(nullptr);

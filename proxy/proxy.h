@@ -26,6 +26,7 @@
 #include "proxy/admin/admin_server.h"
 #include "proxy/admin/atomic_histogram.h"
 #include "proxy/admin/metrics.h"
+#include "proxy/checkpointer.h"
 #include "proxy/context.h"
 #include "proxy/gate/durability_gate.h"
 #include "proxy/stream_tracker.h"
@@ -79,6 +80,8 @@ class Proxy : public upstream::ReplicaLink::Listener {
   void close_all_handles();
   void refresh_metrics();
   bool ready(std::string* reason) const;
+  std::unique_ptr<Checkpointer> make_checkpointer();                // proxy_checkpoint.cc
+  admin::CheckpointAnswer checkpoint_request(std::string* message);  // POST /checkpoint
   std::string info_durability() const;
   std::string status_json() const;
 
@@ -106,6 +109,7 @@ class Proxy : public upstream::ReplicaLink::Listener {
   std::unique_ptr<log::CheckpointWriter> checkpoint_writer_;
   std::unique_ptr<gate::DurabilityGate> gate_;
   std::unique_ptr<StreamTracker> tracker_;
+  std::unique_ptr<Checkpointer> checkpointer_;  // checkpoints on a second replica connection
 
   std::unordered_map<uint64_t, Session*> sessions_;
   uint64_t next_session_id_ = 1;

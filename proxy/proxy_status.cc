@@ -74,6 +74,7 @@ std::string Proxy::info_durability() const {
       o << "checkpoint_offset:" << cp->offset << "\r\n";
       o << "checkpoint_bytes:" << cp->size << "\r\n";
     }
+    if (checkpointer_) o << "checkpoint_in_progress:" << (checkpointer_->running() ? 1 : 0) << "\r\n";
   }
   o << "clients:" << sessions_.size() << "\r\n";
   return o.str();
@@ -102,6 +103,7 @@ std::string Proxy::status_json() const {
     if (auto cp = checkpoints_->latest())
       o << ",\"checkpoint\":{\"offset\":" << cp->offset << ",\"bytes\":" << cp->size
         << ",\"replid\":" << json_string(cp->replid) << "}";
+    if (checkpointer_) o << ",\"checkpointer\":" << checkpointer_->status_json();
   }
   o << "}";
   return o.str();

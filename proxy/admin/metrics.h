@@ -99,6 +99,12 @@ enum class Buckets : uint8_t { none, latency, duration, bytes };
     "Replication offset of the newest checkpoint.")                                                  \
   X(checkpoint_timestamp, "checkpoint_last_success_timestamp_seconds", gauge, none, none,            \
     "Unix time of the newest checkpoint.")                                                           \
+  X(checkpoint_bytes, "checkpoint_size_bytes", gauge, none, none,                                    \
+    "Size of the newest checkpoint's RDB file.")                                                     \
+  X(checkpoint_failures_total, "checkpoint_failures_total", counter, none, none,                     \
+    "Checkpoints that failed or were abandoned (the previous one stayed in use).")                   \
+  X(checkpoint_in_progress, "checkpoint_in_progress", gauge, none, none,                             \
+    "1 while a checkpoint is being taken.")                                                          \
   X(errors_total, "errors_total", counter, error_cause, none, "Errors, by cause.")                   \
   X(admin_requests_total, "admin_requests_total", counter, none, none,                               \
     "HTTP requests answered by the admin server.")
