@@ -203,11 +203,18 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--proxy", required=True, help="durable-proxy binary")
     ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--requests", type=int, default=200000, help="per c50 run (-n)")
+    ap.add_argument("--requests", type=int, default=100000, help="per c50 run (-n)")
     ap.add_argument("--c1-requests", type=int, default=20000, help="per c1 run (-n)")
     ap.add_argument("--idle", type=int, default=5000, help="idle client connections")
     args = ap.parse_args()
 
+    with open("/proc/loadavg") as f:
+        load = f.read().split()[:3]
+    print("machine: %d cores, load average %s; rounds %d, -n %d (c50), -n %d (c1)" %
+          (os.cpu_count(), " ".join(load), args.rounds, args.requests, args.c1_requests))
+    if float(load[0]) >= 1.5:
+        print("warning: load average %s >= 1.5: other work shares the cores, figures will be low and noisy"
+              % load[0])
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     need = args.idle + 1024
     print("open-file limit: %d (hard %d); this client needs about %d, the proxy %d "
