@@ -126,6 +126,18 @@ def start_proxy(procs, binary, upstream_port, max_clients):
     return p, port
 
 
+def cpu_seconds(pid):
+    """User + system CPU time a process has used so far."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def run_benchmark(port, clients, pipeline, requests):
     args = ["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-t", "set,get",
             "-r", "100000", "-d", "64", "-n", str(requests), "-c", str(clients),
@@ -249,7 +261,12 @@ def main():
                 if r % 2:
                     order.reverse()
                 for where, port in order:
-                    results[(name, where)].append(run_benchmark(port, c, p, n))
+                    before = (children_cpu(), cpu_seconds(server.pid), cpu_seconds(proxy.pid))
+                    row = run_benchmark(port, c, p, n)
+                    after = (children_cpu(), cpu_seconds(server.pid), cpu_seconds(proxy.pid))
+                    # CPU microseconds per request: redis-benchmark, server, proxy
+                    row["cpu_us"] = [(a - b) * 1e6 / (2 * n) for a, b in zip(after, before)]
+                    results[(name, where)].append(row)
             order = [("direct", sport), ("proxy", pport)] if r % 2 == 0 else [("proxy", pport), ("direct", sport)]
             for where, port in order:
                 probes[where].append(run_probe(probe, port, args.c1_requests))
@@ -267,6 +284,15 @@ def main():
                 pl = median([x[t]["p50_ms"] for x in results[(name, "proxy")]])
                 ratios[(name, t)] = pr / d
                 print("%-8s %-4s %12.0f %12.0f %7.2f %9.3f %9.3f" % (name, t, d, pr, pr / d, dl, pl))
+        print()
+        print("CPU per request (us; medians): the 2 cores are shared by all three processes")
+        print("%-8s %-7s %10s %10s %10s %10s" % ("config", "path", "benchmark", "server", "proxy", "total"))
+        for name, _, _ in CONFIGS:
+            for where in ("direct", "proxy"):
+                cpu = [median([x["cpu_us"][i] for x in results[(name, where)]]) for i in range(3)]
+                if where == "direct":
+                    cpu[2] = 0.0
+                print("%-8s %-7s %10.1f %10.1f %10.1f %10.1f" % (name, where, cpu[0], cpu[1], cpu[2], sum(cpu)))
         print()
         pd = median([x["p50_us"] for x in probes["direct"]])
         pp = median([x["p50_us"] for x in probes["proxy"]])
