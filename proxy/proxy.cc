@@ -241,6 +241,7 @@ void Proxy::control_down(const std::string& reason) {
   metrics_.inc(admin::Metric::errors_total, admin::ErrorCause::upstream_io);
   recovered_ = false;
   checking_ = false;
+  if (restorer_) restorer_->abort("control connection lost: " + reason);
   set_serving(false, "upstream " + cfg_.upstream.str() + " unavailable: " + reason);
   control_retry_at_ = uv_now(&loop_) + control_backoff_ms_;
   control_backoff_ms_ = std::min<uint64_t>(control_backoff_ms_ * 2, 5000);
@@ -277,7 +278,7 @@ void Proxy::check_recovery() {
     set_serving(true, "");
     return;
   }
-  if (checking_) return;
+  if (checking_ || restorer_) return;
   checking_ = true;
   control_->command({"INFO", "replication"}, [this](const redisReply* r, const std::string&) {
     if (!r) return;
@@ -565,20 +566,11 @@ void Proxy::close_all_handles() {
   close_h(&sigterm_);
   close_h(&sigint_);
   close_h(&sighup_);
+  if (restorer_) restorer_->close(nullptr);
   if (checkpointer_) checkpointer_->close(nullptr);
   if (link_) link_->close(nullptr);
   if (control_) control_->close(nullptr);
   if (admin_) admin_->close(nullptr);
-}
-
-}  // namespace dp
-
-namespace dp {
-
-void Proxy::start_restore(const upstream::RecoveryPlan& plan) {
-  refused_ = true;
-  set_serving(false, "restore needed but not available: " + plan.explanation);
-  LOG_ERROR("recovery", "restore needed: %s", plan.explanation.c_str());
 }
 
 }  // namespace dp

@@ -28,6 +28,7 @@
 #include "proxy/admin/metrics.h"
 #include "proxy/checkpointer.h"
 #include "proxy/context.h"
+#include "proxy/restorer.h"
 #include "proxy/gate/durability_gate.h"
 #include "proxy/stream_tracker.h"
 #include "proxy/upstream/control_link.h"
@@ -69,7 +70,8 @@ class Proxy : public upstream::ReplicaLink::Listener {
   void check_recovery();
   void decide(const upstream::UpstreamInfo& up);
   void start_replica_link(const std::string& replid, uint64_t offset);
-  void start_restore(const upstream::RecoveryPlan& plan);
+  void start_restore(const upstream::RecoveryPlan& plan);  // proxy_restore.cc
+  void restore_finished(const RestoreResult& result);
   void set_serving(bool serving, const std::string& why);
   void durable_moved();
   void log_failed(const std::string& reason);
@@ -110,6 +112,7 @@ class Proxy : public upstream::ReplicaLink::Listener {
   std::unique_ptr<gate::DurabilityGate> gate_;
   std::unique_ptr<StreamTracker> tracker_;
   std::unique_ptr<Checkpointer> checkpointer_;  // checkpoints on a second replica connection
+  std::unique_ptr<Restorer> restorer_;  // while a restore runs
 
   std::unordered_map<uint64_t, Session*> sessions_;
   uint64_t next_session_id_ = 1;

@@ -1,0 +1,70 @@
+// The proxy's side of a restore (DESIGN.md §6 step 3): when to start one,
+// what it is given (newest checkpoint + durable log), and what follows it
+// (PSYNC to continue, or a retry with backoff).  Never serves meanwhile.
+#include "proxy/logger.h"
+#include "proxy/proxy.h"
+
+namespace dp {
+
+void Proxy::start_restore(const upstream::RecoveryPlan& plan) {  // decide() logged the plan
+  if (restorer_) return;
+  auto retry_later = [this](const std::string& why, uint64_t delay_ms) {
+    set_serving(false, why);
+    link_retry_at_ = uv_now(&loop_) + delay_ms;  // tick() runs check_recovery() again
+  };
+  if (ctx_.log_failed)
+    return retry_later("restore needed but the durable log failed (" + ctx_.log_failure + "); restart the proxy", 5000);
+  // Restore exactly what is durable: wait for bytes still queued to the writer.
+  if (log_->durable_offset() < log_->end_offset())
+    return retry_later("restore needed: waiting for the log to fsync up to offset " +
+                           std::to_string(log_->end_offset()),
+                       20);
+  auto cp = checkpoints_->latest();
+  if (!cp) {
+    std::string why = "restore needed (" + plan.explanation + ") but " + cfg_.log_dir +
+                      "/checkpoints holds no checkpoint to restore from";
+    LOG_ERROR("recovery", "%s", why.c_str());
+    metrics_.inc(admin::Metric::errors_total, admin::ErrorCause::restore);
+    return retry_later(why, 5000);
+  }
+  RestoreOptions o;
+  o.listen_host = cfg_.restore_listen.host;
+  o.listen_port = cfg_.restore_listen.port;
+  o.log_dir = cfg_.log_dir;
+  o.replid = log_->replid();
+  o.end_offset = log_->end_offset();
+  o.checkpoint_path = cp->path;
+  o.checkpoint_offset = cp->offset;
+  o.checkpoint_bytes = cp->size;
+  o.upstream_name = cfg_.upstream.str();
+  o.on_status = [this](const std::string& status) { set_serving(false, status); };
+  metrics_.set(admin::Metric::restore_in_progress, 1);
+  restorer_ = std::make_unique<Restorer>(&loop_, control_.get(), o,
+                                         [this](const RestoreResult& r) { restore_finished(r); });
+  set_serving(false, restorer_->status());
+  restorer_->start();
+}
+
+void Proxy::restore_finished(const RestoreResult& r) {
+  metrics_.set(admin::Metric::restore_in_progress, 0);
+  Restorer* done = restorer_.release();
+  done->close([done] { delete done; });
+  if (!r.ok) {
+    metrics_.inc(admin::Metric::errors_total, admin::ErrorCause::restore);
+    LOG_ERROR("recovery", "%s; retrying in %llu ms", r.error.c_str(), static_cast<unsigned long long>(link_backoff_ms_));
+    set_serving(false, r.error);
+    recovered_ = false;
+    link_retry_at_ = uv_now(&loop_) + link_backoff_ms_;
+    link_backoff_ms_ = std::min<uint64_t>(link_backoff_ms_ * 2, 5000);
+    return;
+  }
+  metrics_.inc(admin::Metric::restores_total);
+  metrics_.observe(admin::Metric::restore_seconds, r.seconds);
+  LOG_INFO("recovery", "restore of upstream %s done in %.2f s (%llu bytes sent, upstream at offset %llu); resuming the "
+           "replication stream", cfg_.upstream.str().c_str(), r.seconds, static_cast<unsigned long long>(r.bytes_sent),
+           static_cast<unsigned long long>(r.reached));
+  set_serving(false, "restore done; resuming the replication stream from the upstream " + cfg_.upstream.str());
+  start_replica_link(log_->replid(), log_->end_offset());
+}
+
+}  // namespace dp
