@@ -158,3 +158,30 @@ TEST_CASE("unanswered probes are listed for re-sending after a control link drop
   REQUIRE(left.size() == 1);
   CHECK(left[0] == p2);
 }
+
+TEST_CASE("cover_through joins the oldest answered batch at or above the offset") {
+  Fixture f;
+  f.sessions[1];
+  f.sessions[2];
+  uint64_t p1 = f.gate.current_probe();
+  f.gate.cover(1, nullptr, 0);
+  f.gate.flush();
+  uint64_t p2 = f.gate.current_probe();
+  f.gate.cover(1, nullptr, 0);
+  f.gate.flush();
+  uint64_t p3 = f.gate.current_probe();
+  f.gate.cover(1, nullptr, 0);
+  f.gate.flush();
+  CHECK(f.gate.cover_through(2, 10) == 0);  // nothing answered yet
+  f.gate.probe_answered(p1, 100);
+  f.gate.probe_answered(p2, 200);
+  CHECK(f.gate.cover_through(2, 100) == p1);
+  CHECK(f.gate.cover_through(2, 150) == p2);
+  CHECK(f.gate.cover_through(2, 250) == 0);  // p3 unanswered: the caller uses a new probe
+  f.gate.probe_answered(p3, 300);
+  CHECK(f.gate.cover_through(2, 250) == p3);
+  // Session 2 joined p1: it hears of the release of p1 at durable 100.
+  f.gate.durable(100);
+  CHECK(f.gate.released_through() == p1);
+  CHECK(f.sessions[2].releases >= 1);
+}

@@ -125,3 +125,40 @@ TEST_CASE("huge db numbers are treated as every db") {
   pk.durable(1);
   CHECK(pk.empty());
 }
+
+TEST_CASE("key_wait: nothing, an unknown offset, or the highest pending offset of the key") {
+  PendingKeys pk;
+  CHECK(pk.key_wait(0, "k") == 0);
+  Token a, b;
+  pk.mark_key(&a, 0, "k");
+  CHECK(pk.key_wait(0, "k") == PendingKeys::kUnknown);  // in flight: offset not known yet
+  CHECK(pk.key_wait(0, "other") == 0);
+  pk.resolve(std::move(a), 100);
+  CHECK(pk.key_wait(0, "k") == 100);
+  pk.stream_key(0, "k", 120);
+  CHECK(pk.key_wait(0, "k") == 120);
+  pk.mark_key(&b, 0, "k");
+  CHECK(pk.key_wait(0, "k") == PendingKeys::kUnknown);
+  pk.resolve(std::move(b), 150);
+  CHECK(pk.key_wait(0, "k") == 150);
+  pk.durable(150);
+  CHECK(pk.key_wait(0, "k") == 0);
+}
+
+TEST_CASE("key_wait: db-wide and all-db marks count for every key") {
+  PendingKeys pk;
+  Token d, all;
+  pk.mark_db(&d, 1);
+  CHECK(pk.key_wait(1, "k") == PendingKeys::kUnknown);
+  CHECK(pk.key_wait(0, "k") == 0);
+  pk.resolve(std::move(d), 40);
+  CHECK(pk.key_wait(1, "k") == 40);
+  pk.stream_all(70);
+  CHECK(pk.key_wait(0, "k") == 70);
+  CHECK(pk.key_wait(1, "k") == 70);
+  pk.mark_all(&all);
+  CHECK(pk.key_wait(2, "x") == PendingKeys::kUnknown);
+  pk.resolve(std::move(all), 90);
+  pk.durable(90);
+  CHECK(pk.key_wait(1, "k") == 0);
+}
