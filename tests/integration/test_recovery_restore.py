@@ -1,0 +1,237 @@
+"""Recovery (DESIGN.md §6): an upstream that restarted empty is restored
+from the checkpoint and the log before the proxy serves again; a restarted
+proxy continues from the upstream's backlog; a clean shutdown leaves
+nothing to restore; an upstream holding another dataset is refused unless
+recovery.on_unknown_dataset says restore or adopt.  Real redis-server
+processes, killed with SIGKILL."""
+import threading
+import time
+
+import pytest
+
+import harness
+from recovery_util import (assert_same_dataset, cluster, metric, set_config, snapshot,
+                           wait_restored, write_mixed)
+
+pytestmark = pytest.mark.proxy_only
+
+
+@pytest.fixture
+def cl(tmp_path):
+    c = cluster.Cluster(tmp_path)
+    yield c
+    c.stop()
+
+
+def info(conn, section):
+    return harness.info_fields(conn, section)
+
+
+def test_upstream_killed_is_restored_with_every_acknowledged_write(cl):
+    with harness.RespConn(cl.addr) as c:
+        write_mixed(c, 600)
+        assert c.call("INCR", "counter") == 1
+        assert c.call("EVAL", "return redis.call('SET', KEYS[1], ARGV[1])", 1, "lua", "x") == "OK"
+    log_replid = cl.status()["replid"]
+    with cl.direct() as d:
+        before = snapshot(d, (0, 1, 2))
+    assert len(before) > 600
+
+    cl.kill_upstream()
+    wait_restored(cl.proxy)
+
+    with cl.direct() as d:
+        assert_same_dataset(snapshot(d, (0, 1, 2)), before)
+        repl = info(d, "replication")
+        # Promoted again: our history is its replid2, so the link continued.
+        assert repl["role"] == "master"
+        assert repl["master_replid2"] == log_replid
+        assert d.call("CONFIG", "GET", "masterauth") == [b"masterauth", b""]
+    with open(cl.proxy.log_path) as f:
+        text = f.read()
+    assert "restore of upstream" in text and "done in" in text
+    assert "continuing from offset" in text
+    assert metric(cl.proxy, "restore_in_progress") == 0
+    with harness.RespConn(cl.addr) as c:  # serving: writes work and are logged
+        assert c.call("SET", "after", "1") == "OK"
+        assert c.call("GET", "counter") == b"1"
+    # A second crash restores the history that now spans the first restore.
+    with cl.direct() as d:
+        before = snapshot(d, (0, 1, 2))
+    cl.kill_upstream()
+    wait_restored(cl.proxy, 2)
+    with cl.direct() as d:
+        assert_same_dataset(snapshot(d, (0, 1, 2)), before)
+
+
+def test_commands_during_restore_get_loading_never_missing_data(cl):
+    """20k keys in three databases with TTLs, streams and functions: a
+    checkpoint (POST /checkpoint when available) plus a log tail; a client
+    polling during the restore sees -LOADING or the right value, never a
+    missing key; afterwards the dataset equals the one before the crash."""
+    with harness.RespConn(cl.addr) as c:
+        write_mixed(c, 10000, prefix="a")
+    try:
+        import http.client
+        h = http.client.HTTPConnection("127.0.0.1", cl.proxy.admin_port, timeout=30)
+        h.request("POST", "/checkpoint")
+        code = h.getresponse().status
+        h.close()
+    except OSError:
+        code = None
+    if code is not None and code < 300:
+        harness.wait_until(lambda: cl.status().get("checkpoint", {}).get("offset", 0) > 0, 60,
+                           "a checkpoint after POST /checkpoint")
+    with harness.RespConn(cl.addr) as c:
+        write_mixed(c, 10000, prefix="b", functions=False)
+        c.call("SELECT", 2)
+        assert c.call("SET", "probe", "here") == "OK"
+    with cl.direct() as d:
+        before = snapshot(d, (0, 1, 2))
+
+    seen = {"loading": 0, "ok": 0, "bad": []}
+    stop = threading.Event()
+
+    def poll():
+        while not stop.is_set():
+            try:
+                with harness.RespConn(cl.addr, timeout=10) as c:
+                    while not stop.is_set():
+                        r = c.call("SELECT", 2)
+                        if isinstance(r, harness.Error) and r.startswith("LOADING"):
+                            seen["loading"] += 1
+                            time.sleep(0.005)
+                            continue
+                        v = c.call("GET", "probe")
+                        if v == b"here":
+                            seen["ok"] += 1
+                        elif isinstance(v, harness.Error) and v.startswith("LOADING"):
+                            seen["loading"] += 1
+                        else:
+                            seen["bad"].append(v)
+            except (OSError, harness.Closed):
+                time.sleep(0.005)
+
+    t = threading.Thread(target=poll, daemon=True)
+    t.start()
+    try:
+        time.sleep(0.2)
+        cl.kill_upstream()
+        wait_restored(cl.proxy)
+        time.sleep(0.2)
+    finally:
+        stop.set()
+        t.join(10)
+    assert seen["bad"] == [], "a command was served before the restore finished: %r" % seen["bad"][:5]
+    assert seen["loading"] > 0 and seen["ok"] > 0, seen
+    with cl.direct() as d:
+        assert_same_dataset(snapshot(d, (0, 1, 2)), before)
+    with open(cl.proxy.log_path) as f:
+        assert "restoring upstream" in f.read()
+
+
+def test_proxy_restart_continues_from_upstream_backlog(cl):
+    """kill -9 of the proxy while fsync is blocked: writes the upstream
+    executed but the log never made durable are received again from the
+    upstream's backlog (PSYNC +CONTINUE), not lost and not restored."""
+    with harness.RespConn(cl.addr) as c:
+        assert c.call("SET", "acked", "1") == "OK"
+    cl.fsync.block()
+    try:
+        with cl.direct() as d:  # executed, never durable in the proxy's log
+            for i in range(50):
+                assert d.call("SET", "direct:%d" % i, i) == "OK"
+            up = int(info(d, "replication")["master_repl_offset"])
+        harness.wait_until(lambda: cl.status()["offsets"]["received"] >= up, 5, "the stream to arrive")
+        assert cl.status()["offsets"]["fsynced"] < up
+        cluster.kill9(cl.proxy)
+    finally:
+        cl.fsync.unblock()
+    cluster.respawn_proxy(cl.proxy, cl.fsync.env)
+    harness.wait_until(lambda: cl.status()["offsets"]["fsynced"] >= up, 10, "the backlog to be re-received")
+    assert metric(cl.proxy, "restores_total") == 0
+    with open(cl.proxy.log_path) as f:
+        text = f.read()
+    assert "continuing the stream" in text
+    # Proof that the log holds them now: lose the upstream and restore.
+    cl.kill_upstream()
+    wait_restored(cl.proxy)
+    with harness.RespConn(cl.addr) as c:
+        assert c.call("GET", "acked") == b"1"
+        assert [c.call("GET", "direct:%d" % i) for i in range(50)] == [b"%d" % i for i in range(50)]
+
+
+def test_clean_shutdown_restart_serves_at_once(cl):
+    with harness.RespConn(cl.addr) as c:
+        for i in range(100):
+            assert c.call("SET", "k%d" % i, i) == "OK"
+    assert cl.proxy.stop() == 0
+    t0 = time.monotonic()
+    cluster.respawn_proxy(cl.proxy, cl.fsync.env)
+    elapsed = time.monotonic() - t0
+    assert elapsed < 3, "restart after a clean shutdown took %.2f s" % elapsed
+    with open(cl.proxy.log_path) as f:
+        text = f.read()
+    assert text.count("full resync") == 1, "a restart after a clean shutdown needed a full resync"
+    assert metric(cl.proxy, "restores_total") == 0
+    with harness.RespConn(cl.addr) as c:
+        assert c.call("GET", "k99") == b"99"
+        assert c.call("SET", "k100", 100) == "OK"
+
+
+def test_power_loss_truncates_torn_tail_and_keeps_acknowledged_writes(cl):
+    acked = []
+    with harness.RespConn(cl.addr) as c:
+        for i in range(300):
+            assert c.call("SET", "p%d" % i, i) == "OK"
+            acked.append(i)
+    cl.power_loss()
+    with open(cl.proxy.log_path) as f:
+        text = f.read()
+    assert metric(cl.proxy, "restores_total") == 1
+    with harness.RespConn(cl.addr) as c:
+        got = [c.call("GET", "p%d" % i) for i in acked]
+    assert got == [b"%d" % i for i in acked]
+    assert "torn tail" in text or "offsets 0.." in text
+
+
+def test_unknown_dataset_refused_by_default_then_restore_or_adopt(cl):
+    with harness.RespConn(cl.addr) as c:
+        assert c.call("SET", "ours", "1") == "OK"
+    assert cl.proxy.stop() == 0
+    cluster.kill9(cl.upstream)
+    cl.restart_upstream()
+    with cl.direct() as d:
+        assert d.call("SET", "foreign", "1") == "OK"
+    cluster.respawn_proxy(cl.proxy, cl.fsync.env, wait_ready=False)
+    def reason():
+        try:
+            return cl.status().get("not_ready_reason", "")
+        except OSError:  # the admin port is not open yet
+            return ""
+    harness.wait_until(lambda: "on_unknown_dataset" in reason(), 10, "the refusal")
+    reason = cl.status()["not_ready_reason"]
+    assert "1 keys from another history" in reason and "'restore'" in reason and "'adopt'" in reason
+    assert cl.proxy.readyz() == 503
+    with harness.RespConn(cl.addr) as c:
+        r = c.call("GET", "ours")
+        assert isinstance(r, harness.Error) and r.startswith("LOADING"), r
+
+    cl.proxy.stop()
+    set_config(cl.proxy, "recovery:\n  on_unknown_dataset: restore\n")
+    cluster.respawn_proxy(cl.proxy, cl.fsync.env)
+    with harness.RespConn(cl.addr) as c:
+        assert c.call("GET", "ours") == b"1"
+        assert c.call("GET", "foreign") is None
+
+    cl.proxy.stop()
+    cluster.kill9(cl.upstream)
+    cl.restart_upstream()
+    with cl.direct() as d:
+        assert d.call("SET", "foreign2", "2") == "OK"
+    set_config(cl.proxy, "recovery:\n  on_unknown_dataset: adopt\n")
+    cluster.respawn_proxy(cl.proxy, cl.fsync.env)
+    with harness.RespConn(cl.addr) as c:
+        assert c.call("GET", "foreign2") == b"2"
+        assert c.call("GET", "ours") is None
+        assert c.call("SET", "new", "1") == "OK"
