@@ -28,6 +28,11 @@ def upstream_client(target, pred):
     return None
 
 
+def blocked(f):
+    """A CLIENT LIST entry of a connection blocked right now (flag b)."""
+    return "b" in f.get("flags", "")
+
+
 def cli_popen(port, args, resp3=False):
     cmd = ["redis-cli", "-h", "127.0.0.1", "-p", str(port)] + (["-3"] if resp3 else []) + list(args)
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
@@ -149,7 +154,7 @@ def test_redis_py_pubsub_and_tracking_redirect(target):
     assert inv.get_message(timeout=2)["type"] == "subscribe"
     tracker = redis.Redis(host="127.0.0.1", port=target.port, single_connection_client=True)
     # REDIRECT names the subscriber's connection as the server knows it
-    client_id = int(upstream_client(target, lambda f: f.get("cmd") == "subscribe")["id"])
+    client_id = int(upstream_client(target, lambda f: f.get("cmd") == "subscribe" and f.get("sub") == "1")["id"])
     assert tracker.execute_command("CLIENT", "TRACKING", "ON", "REDIRECT", client_id) == b"OK"
     tracker.get("py-tracked")
     r.set("py-tracked", "1")
@@ -229,15 +234,15 @@ def test_redis_py_sees_upstream_closing_mid_stream(target):
     assert r.set("py-mid", "1") and r.get("py-mid") == b"1"
     errors = []
 
-    def blocked():
+    def pop():
         try:
             r.blpop("py-mid-never", timeout=0)
         except redis.ConnectionError as e:
             errors.append(e)
-    th = threading.Thread(target=blocked)
+    th = threading.Thread(target=pop)
     th.start()
     wait_until(lambda: upstream_client(target, lambda f: f.get("name") == "it-py-mid" and
-                                       f.get("cmd") == "blpop") is not None, 5, "the BLPOP to block")
+                                       blocked(f)) is not None, 5, "the BLPOP to block")
     conn = upstream_client(target, lambda f: f.get("name") == "it-py-mid")
     with target.direct() as d:
         assert d.call("CLIENT", "KILL", "ID", conn["id"]) == 1
@@ -344,21 +349,21 @@ def test_redis_cli_subscribe_matches_reference(target, reference, resp3):
 @pytest.mark.parametrize("resp3", [False, True], ids=["resp2", "resp3"])
 def test_redis_cli_blocking_pop_unblock_and_client_leaving(target, resp3):
     proc = cli_popen(target.port, ["BLPOP", "cli-q", "0"], resp3=resp3)
-    wait_until(lambda: upstream_client(target, lambda f: f.get("cmd") == "blpop") is not None, 5,
+    wait_until(lambda: upstream_client(target, blocked) is not None, 5,
                "redis-cli's BLPOP to block")
     assert run_cli(target.port, ["RPUSH", "cli-q", "job"]).stdout == b"1\n"
     out, _ = proc.communicate(timeout=5)
     assert out == b"cli-q\njob\n"
     proc = cli_popen(target.port, ["BLPOP", "cli-never", "0"], resp3=resp3)
-    wait_until(lambda: upstream_client(target, lambda f: f.get("cmd") == "blpop") is not None, 5,
+    wait_until(lambda: upstream_client(target, blocked) is not None, 5,
                "the second BLPOP to block")
-    cid = upstream_client(target, lambda f: f.get("cmd") == "blpop")["id"]
+    cid = upstream_client(target, blocked)["id"]
     assert run_cli(target.port, ["CLIENT", "UNBLOCK", cid], resp3=resp3).stdout == b"1\n"
     out, _ = proc.communicate(timeout=5)
     assert out == b"\n"  # nil, printed raw
     # a client that leaves: its upstream connection goes too
     proc = cli_popen(target.port, ["BLPOP", "cli-leave", "0"], resp3=resp3)
-    wait_until(lambda: upstream_client(target, lambda f: f.get("cmd") == "blpop") is not None, 5,
+    wait_until(lambda: upstream_client(target, blocked) is not None, 5,
                "the third BLPOP to block")
     proc.kill()
     proc.wait()
@@ -369,15 +374,15 @@ def test_redis_cli_blocking_pop_unblock_and_client_leaving(target, resp3):
 @pytest.mark.parametrize("resp3", [False, True], ids=["resp2", "resp3"])
 def test_redis_cli_monitor(target, resp3):
     proc = cli_popen(target.port, ["MONITOR"], resp3=resp3)
-    wait_until(lambda: upstream_client(target, lambda f: "O" in f.get("flags", "")) is not None, 5,
-               "redis-cli MONITOR to start")
-    run_cli(target.port, ["-n", "6", "SET", "cli-mon", "v 1"])
     os.set_blocking(proc.stdout.fileno(), False)
     out = b""
     deadline = time.monotonic() + 5
-    while b"cli-mon" not in out and time.monotonic() < deadline:
-        time.sleep(0.05)
-        out += proc.stdout.read() or b""
+    with RespConn(target.addr) as other:  # repeat until redis-cli's MONITOR has started
+        other.call("SELECT", "6")
+        while b"cli-mon" not in out and time.monotonic() < deadline:
+            other.call("SET", "cli-mon", "v 1")
+            time.sleep(0.05)
+            out += proc.stdout.read() or b""
     out += finish(proc)
     assert out.startswith(b"OK\n"), out
     assert re.search(rb'\d+\.\d+ \[6 [0-9.:]+\] "SET" "cli-mon" "v 1"', out), out
@@ -441,7 +446,7 @@ def test_redis_cli_shutdown_and_sigint(fresh_target):
     assert t.upstream.proc.returncode == 0
     t2 = fresh_target()
     proc = cli_popen(t2.port, ["BLPOP", "cli-sig", "1"], resp3=True)
-    wait_until(lambda: upstream_client(t2, lambda f: f.get("cmd") == "blpop") is not None, 5, "BLPOP to block")
+    wait_until(lambda: upstream_client(t2, blocked) is not None, 5, "BLPOP to block")
     t2.proxy.signal(signal.SIGINT)
     wait_until(lambda: not port_accepts(t2.port), 2, "the proxy to stop accepting")
     out, _ = proc.communicate(timeout=5)
