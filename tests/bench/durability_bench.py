@@ -174,9 +174,14 @@ def run_mode(mode, workdir, shim):
             for tname, port in order:
                 results.setdefault((wname, tname), []).append(fn(port))
         print("  %s: round %d/%d done" % (mode, rnd + 1, ARGS.rounds), file=sys.stderr, flush=True)
+    info = subprocess.run(["redis-cli", "-p", str(durable), "INFO", "durability"],
+                          capture_output=True, text=True).stdout
+    fields = dict(l.strip().split(":", 1) for l in info.splitlines() if ":" in l)
     stop_all()
-    return {k: {m: statistics.median(r[m] for r in v) for m in ("rps", "p50", "p99")}
-            for k, v in results.items()}
+    med = {k: {m: statistics.median(r[m] for r in v) for m in ("rps", "p50", "p99")}
+           for k, v in results.items()}
+    med["proxy"] = fields
+    return med
 
 
 def report(mode, med):
@@ -203,6 +208,12 @@ def report(mode, med):
         checks.insert(1, ("durable c1 p50 <= 1.5x always", r("SET c1 P1", "durable", "always", "p50") <= 1.5))
     for what, ok in checks:
         print("  %s %s" % ("PASS" if ok else "MISS", what))
+    f = med.get("proxy", {})
+    if f.get("log_fsyncs"):
+        fsyncs = int(f["log_fsyncs"])
+        print("proxy log: %d fsyncs for %d stream bytes (%.0f bytes per fsync), last fsync %s us"
+              % (fsyncs, int(f.get("fsynced_offset", 0)), int(f.get("fsynced_offset", 0)) / max(fsyncs, 1),
+                 f.get("log_last_fsync_us", "?")))
 
 
 def main():
@@ -210,10 +221,10 @@ def main():
     quick = os.environ.get("DP_BENCH_QUICK") == "1"
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--proxy", required=True)
-    ap.add_argument("--rounds", type=int, default=1 if quick else 5)
-    ap.add_argument("--requests", type=int, default=5000 if quick else 200000)
-    ap.add_argument("--c1-requests", type=int, default=1000 if quick else 20000)
-    ap.add_argument("--get-requests", type=int, default=5000 if quick else 300000)
+    ap.add_argument("--rounds", type=int, default=1 if quick else 3)
+    ap.add_argument("--requests", type=int, default=5000 if quick else 100000)
+    ap.add_argument("--c1-requests", type=int, default=1000 if quick else 5000)
+    ap.add_argument("--get-requests", type=int, default=5000 if quick else 200000)
     ap.add_argument("--modes", default="local,delay")
     ap.add_argument("--delay-us", type=int, default=2000)
     ARGS = ap.parse_args()
