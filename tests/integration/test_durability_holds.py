@@ -158,3 +158,20 @@ def test_read_waits_only_for_the_writes_pending_on_its_key(fresh_durable):
     finally:
         for c in (c1, c2, c3):
             c.close()
+
+
+def test_pending_mark_outlives_the_writer(durable):
+    """A client that writes and leaves at once: its key stays pending (a
+    read of it waits) until the write is durable, then the mark goes away."""
+    durable.ctl.block()
+    with durable.conn() as w:
+        w.send_cmd("SET", "gone", "1")
+        with durable.direct() as d:
+            harness.wait_until(lambda: d.call("GET", "gone") == b"1", 3, "SET gone executed")
+    with durable.conn() as r:
+        r.send_cmd("GET", "gone")
+        assert held(r), "read of a key written by a client that left was not held"
+        assert int(durable.info()["pending_keys"]) >= 1
+        durable.ctl.unblock()
+        assert timed_read(r)[1] == b"1"
+    harness.wait_until(lambda: int(durable.info()["pending_keys"]) == 0, 3, "pending keys cleared")
