@@ -57,9 +57,10 @@ def status_json(port, headers=None):
     return json.loads(body)
 
 
-def raw_exchange(port, data, timeout=3.0, chunk_delay=None, half_close=False):
-    """Sends raw bytes (a list of chunks, or bytes) and returns everything the
-    server answers until it closes the connection or goes quiet."""
+def raw_exchange(port, data, timeout=3.0, chunk_delay=None, half_close=False, first_reply=True):
+    """Sends raw bytes (a list of chunks, or bytes) and returns what the
+    server answers: its first complete reply (first_reply), or everything
+    until it closes the connection or goes quiet."""
     chunks = data if isinstance(data, list) else [data]
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
         try:
@@ -86,7 +87,7 @@ def raw_exchange(port, data, timeout=3.0, chunk_delay=None, half_close=False):
             if not part:
                 break
             reply += part
-            if b"\r\n\r\n" in reply and _complete(reply):
+            if first_reply and b"\r\n\r\n" in reply and _complete(reply):
                 break
         return reply
 
