@@ -404,7 +404,10 @@ void Proxy::on_state(upstream::LinkState state, const std::string& reason) {
     LOG_INFO("replica", "replication stream flowing at offset %llu", static_cast<unsigned long long>(log_->end_offset()));
   }
   link_streaming_ = streaming;
-  if (streaming && recovered_ && !refused_) set_serving(true, "");
+  if (streaming && recovered_ && !refused_) {
+    set_serving(true, "");
+    for (uint64_t id : gate_->unanswered_probes()) send_probe(id);
+  }
   if (state == upstream::LinkState::disconnected) {
     if (shutting_down_) return;
     LOG_WARN("replica", "%s; re-checking the upstream in %llu ms", reason.c_str(),
@@ -438,6 +441,10 @@ void Proxy::send_probe(uint64_t id) {
       return;
     }
     last_probe_offset_ = offset;
+    // An offset is only meaningful for the upstream history the log follows:
+    // a restarted upstream answers small offsets before recovery notices it.
+    // Unanswered probes are sent again once the stream flows (on_state).
+    if (!recovered_ || !link_streaming_) return;
     if (gate_) gate_->probe_answered(id, offset);
   });
 }

@@ -3,6 +3,7 @@
 // (PSYNC to continue, or a retry with backoff).  Never serves meanwhile.
 #include "proxy/logger.h"
 #include "proxy/proxy.h"
+#include "proxy/session.h"
 
 namespace dp {
 
@@ -38,6 +39,12 @@ void Proxy::start_restore(const upstream::RecoveryPlan& plan) {  // decide() log
   o.checkpoint_bytes = cp->size;
   o.upstream_name = cfg_.upstream.str();
   o.on_status = [this](const std::string& status) { set_serving(false, status); };
+  // Sessions may have run commands on the restarted upstream before the
+  // loss was noticed; the restore overwrites them, so none may be acknowledged.
+  std::vector<Session*> all;
+  for (auto& [id, s] : sessions_) all.push_back(s);
+  if (!all.empty()) LOG_WARN("recovery", "closing %zu client connections before the restore", all.size());
+  for (Session* s : all) s->close("the upstream is being restored");
   metrics_.set(admin::Metric::restore_in_progress, 1);
   restorer_ = std::make_unique<Restorer>(&loop_, control_.get(), o,
                                          [this](const RestoreResult& r) { restore_finished(r); });

@@ -48,7 +48,7 @@ struct RestoreOptions {
   uint64_t checkpoint_offset = 0;  // C
   uint64_t checkpoint_bytes = 0;
   std::string upstream_name;       // "host:port" for messages
-  uint32_t poll_ms = 100;
+  uint32_t poll_ms = 20;               // INFO polls while the upstream catches up
   uint32_t progress_log_ms = 2000;
   uint32_t partial_tail_ms = 3000;
   uint32_t stall_timeout_ms = 300000;  // nothing moved at all for this long: fail

@@ -1,12 +1,12 @@
 #include "proxy/upstream/control_link.h"
 
-#include <hiredis/adapters/libuv.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
 #include <cstring>
 
 #include "proxy/logger.h"
+#include "proxy/upstream/hiredis_uv.h"
 
 namespace dp::upstream {
 
@@ -35,7 +35,7 @@ void ControlLink::connect() {
     return;
   }
   ac_->data = this;
-  if (redisLibuvAttach(ac_, loop_) != REDIS_OK) {
+  if (attach_hiredis_to_uv(ac_, loop_) != REDIS_OK) {  // not redisLibuvAttach: see hiredis_uv.h
     redisAsyncFree(ac_);
     ac_ = nullptr;
     lost("cannot attach the control link to the event loop");

@@ -21,6 +21,7 @@ import signal
 import struct
 import subprocess
 import sys
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "integration"))
@@ -145,9 +146,14 @@ class Cluster:
         try:
             # Let a commit that passed the shim's check finish; then nothing
             # more becomes durable and no later reply is released.
-            import time
-            time.sleep(0.15)
-            fsynced = self.status()["offsets"]["fsynced"]
+            # F must be final: an fsync that passed the shim before the
+            # block can still finish (slowly on a loaded machine).
+            fsynced, stable = -1, 0
+            while stable < 3:
+                time.sleep(0.1)
+                now = self.status()["offsets"]["fsynced"]
+                stable = stable + 1 if now == fsynced else 0
+                fsynced = now
             kill9(self.proxy)
             kill9(self.upstream)
         finally:
