@@ -28,7 +28,10 @@ const std::vector<Section> kSections = {
     {"checkpoint",
      "Checkpoints (RDB snapshots) bound the log: a new one is taken when the log\n"
      "since the last one passes max_log_bytes or interval; older segments are\n"
-     "then deleted."},
+     "then deleted.  A checkpoint is the upstream's own snapshot, received on a\n"
+     "second replica connection (PSYNC ? -1) while clients are served.  Ask for\n"
+     "one with POST /checkpoint on the admin port or `durable-proxy --checkpoint`.\n"
+     "Disk use: about max_log_bytes + two checkpoints + three log segments."},
     {"recovery", "Putting acknowledged writes back after Valkey lost its data."},
     {"admin",
      "HTTP endpoints: /metrics, /healthz, /readyz, /status, POST /checkpoint.\n"
@@ -95,7 +98,8 @@ const std::vector<Key> kKeys = {
      .help = "Log bytes since the last checkpoint that trigger a new one.", .min = kKb,
      .max = kUnbounded},
     {.name = "checkpoint.interval", .kind = KeyKind::duration, .field = &Config::checkpoint_interval_s,
-     .help = "Time between checkpoints (0s = only by size or on demand).", .min = 0,
+     .help = "Time between checkpoints (0s = only by size or on demand); skipped if the log grew by < 4kb.",
+     .min = 0,
      .max = 7 * 86400, .unit_us = kSec},
 
     {.name = "recovery.restore_listen", .kind = KeyKind::host_port, .field = &Config::restore_listen,
