@@ -242,8 +242,11 @@ void Session::update_reading() {
     if (want_client) uv_read_start(st, &Session::alloc_client, &Session::on_client_read);
     else uv_read_stop(st);
   }
+  // Replies are read only while they fit in this client's and in the total
+  // held-reply bounds (a client that left: always, its replies are dropped).
   bool want_upstream = connected_ && !upstream_closed_ &&
-                       (client_gone_ || (out_.size() + writing_.size() < limit && held_bytes_ < limit));
+                       (client_gone_ || (out_.size() + writing_.size() < limit && held_bytes_ < limit &&
+                                         !global_full));
   if (want_upstream != reading_upstream_) {
     reading_upstream_ = want_upstream;
     auto* st = reinterpret_cast<uv_stream_t*>(&upstream_);
