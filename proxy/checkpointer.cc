@@ -218,8 +218,17 @@ void Checkpointer::pump() {
 void Checkpointer::try_publish() {
   if (log_->failed()) return fail("the durable log failed: " + log_->failure_reason());
   std::string why;
-  switch (check_publish(replid_, offset_, log_->replid(), log_->start_offset(), log_->durable_offset(),
-                        &why)) {
+  PublishCheck check =
+      check_publish(replid_, offset_, log_->replid(), log_->start_offset(), log_->durable_offset(), &why);
+  // Not while the proxy is unready (upstream lost, restore running): a
+  // restore reads the newest checkpoint, which publishing would prune.
+  std::string unready;
+  if (check == PublishCheck::publish && !ready_(&unready)) {
+    check = PublishCheck::wait;
+    why = "waiting for the proxy to be ready before publishing checkpoint " + std::to_string(offset_) +
+          ": " + unready;
+  }
+  switch (check) {
     case PublishCheck::discard:
       return fail(why);
     case PublishCheck::publish: {
@@ -236,9 +245,7 @@ void Checkpointer::try_publish() {
         wait_deadline_ms_ = now + opts_.log_wait_ms;
         LOG_INFO("checkpoint", "%s", why.c_str());
       } else if (now >= wait_deadline_ms_) {
-        fail("the log did not become durable up to offset " + std::to_string(offset_) + " within " +
-             std::to_string(opts_.log_wait_ms) + " ms (durable offset " +
-             std::to_string(log_->durable_offset()) + ")");
+        fail("gave up after " + std::to_string(opts_.log_wait_ms) + " ms " + why);
       }
       return;
     }

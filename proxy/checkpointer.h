@@ -10,6 +10,7 @@
 //   trigger ─▶ connect ─▶ PSYNC ? -1 ─▶ +FULLRESYNC R C ─▶ RDB chunks ─▶ (pool) temp file
 //     ─▶ RDB complete: close the connection
 //     ─▶ wait until the log is durable up to C (same replid R, C >= log start)
+//        and the proxy is ready (never while a restore reads the store)
 //     ─▶ (pool) fsync, rename, fsync dir, MANIFEST, prune older checkpoints
 //     ─▶ (loop) DurableLog::drop_below(C)
 //

@@ -209,3 +209,22 @@ def test_a_checkpoint_survives_a_proxy_restart(tmp_path, upstream):
         assert list(rdb_files(proxy)) == [c]
     finally:
         again.stop()
+
+
+def test_a_checkpoint_from_a_disk_based_full_sync(tmp_path):
+    """With repl-diskless-sync no the upstream sends the RDB as $<len>: the
+    checkpoint works the same."""
+    upstream = harness.Server(tmp_path, ["--repl-diskless-sync", "no"], name="upstream")
+    proxy = start_proxy(tmp_path, upstream)
+    try:
+        fill(proxy.addr, 1000, prefix="f")
+        old = manifest(proxy)["checkpoint_offset"]
+        code, body = admin_post(proxy)
+        assert code == 202, body
+        c = wait_completed(proxy, 1)["last"]["offset"]
+        assert c > old and list(rdb_files(proxy)) == [c]
+        with harness.RespConn(proxy.addr) as conn:
+            assert conn.call("GET", "f:999") == value_of("f", 999, 100)
+    finally:
+        proxy.stop()
+        upstream.stop()
