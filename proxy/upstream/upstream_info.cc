@@ -69,6 +69,16 @@ RecoveryPlan plan_recovery(const std::string& ours, uint64_t end, const Upstream
     p.explanation = why.str();
     return p;
   }
+  if (up.replid == ours && up.offset < end) {
+    // A prefix of the log's own history (an interrupted restore, or an old
+    // snapshot of ours): the log holds everything it has and more.
+    p.action = RecoveryAction::restore;
+    why << "upstream holds an older part of the log's history (replid " << ours << " at offset " << up.offset
+        << ", log ends at " << end << "): restoring it from the checkpoint and log";
+    with_up();
+    p.explanation = why.str();
+    return p;
+  }
   if (up.keys == 0) {
     p.action = RecoveryAction::restore;
     why << "upstream lost data (log replid " << ours << " ends at " << end

@@ -235,3 +235,36 @@ def test_unknown_dataset_refused_by_default_then_restore_or_adopt(cl):
         assert c.call("GET", "foreign2") == b"2"
         assert c.call("GET", "ours") is None
         assert c.call("SET", "new", "1") == "OK"
+
+
+def test_restore_failure_is_retried_with_backoff_and_never_serves(tmp_path):
+    import socket
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", 0))
+    blocker.listen(1)
+    port = blocker.getsockname()[1]
+    c = cluster.Cluster(tmp_path, config_text='recovery:\n  restore_listen: "127.0.0.1:%d"\n' % port)
+    try:
+        with harness.RespConn(c.addr) as conn:
+            assert conn.call("SET", "k", "1") == "OK"
+        cluster.kill9(c.upstream)
+        c.restart_upstream()
+        harness.wait_until(lambda: metric(c.proxy, 'errors_total{cause="restore"}') >= 2, 15,
+                           "two failed restore attempts")
+        assert c.proxy.readyz() == 503
+        reason = c.status()["not_ready_reason"]
+        assert "restore of upstream" in reason and "cannot listen on 127.0.0.1:%d" % port in reason, reason
+        with harness.RespConn(c.addr) as conn:
+            r = conn.call("GET", "k")
+            assert isinstance(r, harness.Error) and r.startswith("LOADING"), r
+        with c.direct() as d:  # each failed attempt puts the upstream back as it was
+            harness.wait_until(lambda: d.call("CONFIG", "GET", "masterauth") == [b"masterauth", b""], 5,
+                               "masterauth put back between attempts")
+            assert harness.info_fields(d, "replication")["role"] == "master"
+        blocker.close()
+        wait_restored(c.proxy, 1, timeout=30)
+        with harness.RespConn(c.addr) as conn:
+            assert conn.call("GET", "k") == b"1"
+    finally:
+        blocker.close()
+        c.stop()

@@ -68,3 +68,11 @@ TEST_CASE("an unknown dataset follows recovery.on_unknown_dataset, refusing by d
         RecoveryAction::restore);
   CHECK(plan_recovery(kA, 100, info(kB, 10, kZero, 0, 7), OnUnknownDataset::adopt).action == RecoveryAction::adopt);
 }
+
+TEST_CASE("an upstream holding an older part of our own history is restored even with keys") {
+  // A restore interrupted after +FULLRESYNC (the proxy died): the upstream
+  // replicated part of the log under our replid.
+  RecoveryPlan p = plan_recovery(kA, 100, info(kA, 60, kZero, 0, 7), OnUnknownDataset::refuse);
+  CHECK(p.action == RecoveryAction::restore);
+  CHECK(p.explanation.find("older part of the log's history") != std::string::npos);
+}
