@@ -293,6 +293,7 @@ void Proxy::check_recovery() {
 }
 
 void Proxy::decide(const upstream::UpstreamInfo& up) {
+  if (up.role == "slave" && clear_leftover_restore()) return;  // proxy_restore.cc
   const std::string ours = log_->replid();
   const uint64_t end = log_->end_offset();
   upstream::RecoveryPlan plan = upstream::plan_recovery(ours, end, up, cfg_.on_unknown_dataset);

@@ -72,6 +72,7 @@ class Proxy : public upstream::ReplicaLink::Listener {
   void start_replica_link(const std::string& replid, uint64_t offset);
   void start_restore(const upstream::RecoveryPlan& plan);  // proxy_restore.cc
   void restore_finished(const RestoreResult& result);
+  bool clear_leftover_restore();
   void set_serving(bool serving, const std::string& why);
   void durable_moved();
   void log_failed(const std::string& reason);
@@ -122,6 +123,7 @@ class Proxy : public upstream::ReplicaLink::Listener {
   bool recovered_ = false;        // the recovery check passed for this upstream connection
   bool checking_ = false;
   bool refused_ = false;          // unknown dataset, on_unknown_dataset=refuse
+  bool leftover_checked_ = false; // clear_leftover_restore() looked at this replica already
   std::string not_ready_;         // why the proxy does not serve
   uint64_t control_retry_at_ = 0;
   uint64_t control_backoff_ms_ = 100;

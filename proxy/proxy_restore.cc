@@ -1,6 +1,8 @@
 // The proxy's side of a restore (DESIGN.md §6 step 3): when to start one,
 // what it is given (newest checkpoint + durable log), and what follows it
 // (PSYNC to continue, or a retry with backoff).  Never serves meanwhile.
+#include <hiredis/hiredis.h>
+
 #include "proxy/logger.h"
 #include "proxy/proxy.h"
 #include "proxy/session.h"
@@ -72,6 +74,43 @@ void Proxy::restore_finished(const RestoreResult& r) {
            static_cast<unsigned long long>(r.reached));
   set_serving(false, "restore done; resuming the replication stream from the upstream " + cfg_.upstream.str());
   start_replica_link(log_->replid(), log_->end_offset());
+}
+
+// The upstream is a replica.  If it follows a restore listener of a proxy
+// that died mid-restore (its masterauth is still a one-time password),
+// promote it and put masterauth back, then check again: returns true and
+// runs check_recovery() later.  Otherwise returns false (decide as usual).
+bool Proxy::clear_leftover_restore() {
+  if (leftover_checked_) {
+    leftover_checked_ = false;
+    return false;
+  }
+  leftover_checked_ = true;
+  checking_ = true;
+  control_->command({"CONFIG", "GET", "masterauth"}, [this](const redisReply* r, const std::string&) {
+    if (!r) return;  // control_down resets the state
+    bool ours = r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[1]->type == REDIS_REPLY_STRING &&
+                std::string(r->element[1]->str, r->element[1]->len).rfind(Restorer::kPasswordPrefix, 0) == 0;
+    if (!ours) {
+      LOG_WARN("recovery", "upstream %s is a replica of another server; deciding from its replication state",
+               cfg_.upstream.str().c_str());
+      checking_ = false;
+      check_recovery();  // leftover_checked_ is set: decide() goes on this time
+      return;
+    }
+    LOG_WARN("recovery", "upstream %s still follows the restore listener of an earlier run (the proxy stopped "
+             "mid-restore): REPLICAOF NO ONE, masterauth cleared", cfg_.upstream.str().c_str());
+    control_->command({"REPLICAOF", "NO", "ONE"}, [this](const redisReply* r2, const std::string&) {
+      if (!r2) return;
+      control_->command({"CONFIG", "SET", "masterauth", ""}, [this](const redisReply* r3, const std::string&) {
+        if (!r3) return;
+        checking_ = false;
+        leftover_checked_ = false;
+        check_recovery();
+      });
+    });
+  });
+  return true;
 }
 
 }  // namespace dp

@@ -15,11 +15,10 @@ namespace dp {
 namespace {
 
 constexpr uint64_t kWindowBytes = 8 << 20;           // log bytes read from disk at a time
-constexpr std::string_view kPasswordPrefix = "dp-restore-";  // marks a one-time masterauth
 
 std::string one_time_password() {
   std::random_device rd;
-  std::string out(kPasswordPrefix);
+  std::string out(Restorer::kPasswordPrefix);
   char hex[9];
   for (int i = 0; i < 4; ++i) {
     std::snprintf(hex, sizeof hex, "%08x", static_cast<unsigned>(rd()));
@@ -108,7 +107,7 @@ void Restorer::get_masterauth() {
     if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[1]->type == REDIS_REPLY_STRING) {
       previous_auth_.assign(r->element[1]->str, r->element[1]->len);
       // A leftover of a restore that did not finish (the proxy died): not the operator's.
-      if (previous_auth_.rfind(kPasswordPrefix, 0) == 0) previous_auth_.clear();
+      if (previous_auth_.rfind(Restorer::kPasswordPrefix, 0) == 0) previous_auth_.clear();
       return set_masterauth();
     }
     LOG_WARN("restore", "CONFIG GET masterauth on upstream %s failed (%s): restoring without a one-time password; "

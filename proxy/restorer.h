@@ -32,6 +32,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "proxy/upstream/control_link.h"
 #include "proxy/upstream/restore_primary.h"
@@ -67,6 +68,8 @@ struct RestoreResult {
 class Restorer : upstream::RestorePrimary::Source, upstream::RestorePrimary::Listener {
  public:
   using Done = std::function<void(const RestoreResult&)>;
+  // Prefix of the one-time masterauth: marks a restore left unfinished.
+  static constexpr std::string_view kPasswordPrefix = "dp-restore-";
   Restorer(uv_loop_t* loop, upstream::ControlLink* control, RestoreOptions opts, Done done);
   ~Restorer() override;
   Restorer(const Restorer&) = delete;

@@ -268,3 +268,29 @@ def test_restore_failure_is_retried_with_backoff_and_never_serves(tmp_path):
     finally:
         blocker.close()
         c.stop()
+
+
+def test_proxy_killed_mid_restore_restores_again_after_restart(cl):
+    with harness.RespConn(cl.addr) as c:
+        write_mixed(c, 3000)
+    with cl.direct() as d:
+        before = snapshot(d, (0, 1, 2))
+    cluster.kill9(cl.upstream)
+    cl.restart_upstream()
+
+    def replicaof_sent():
+        with open(cl.proxy.log_path) as f:
+            return "is now a replica of the restore listener" in f.read()
+    harness.wait_until(replicaof_sent, 15, "the restore to begin")
+    cluster.kill9(cl.proxy)
+    with cl.direct() as d:  # left following a listener that is gone
+        assert harness.info_fields(d, "replication")["role"] == "slave"
+    cluster.respawn_proxy(cl.proxy, cl.fsync.env)
+    with open(cl.proxy.log_path) as f:
+        assert "still follows the restore listener of an earlier run" in f.read()
+    with cl.direct() as d:
+        assert_same_dataset(snapshot(d, (0, 1, 2)), before)
+        assert harness.info_fields(d, "replication")["role"] == "master"
+        assert d.call("CONFIG", "GET", "masterauth") == [b"masterauth", b""]
+    with harness.RespConn(cl.addr) as c:
+        assert c.call("SET", "after", "1") == "OK"
