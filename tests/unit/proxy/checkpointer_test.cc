@@ -1,0 +1,240 @@
+// Checkpointer against a real redis-server, a real DurableLog and
+// CheckpointStore in a temp directory: the cases the integration tests
+// cannot steer (another history, a log that lags, abandon, not ready).
+#include "proxy/checkpointer.h"
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include "proxy/admin/metrics.h"
+#include "unit/proxy/redis_server_fixture.h"
+
+using dp::Checkpointer;
+using dp::CheckpointerOptions;
+using dp::admin::Metric;
+using dp::test::Client;
+using dp::test::Loop;
+using dp::test::RedisServer;
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::vector<std::string> kQuiet = {"--repl-ping-replica-period", "3600",
+                                         "--repl-diskless-sync-delay", "0"};
+
+struct Fixture {
+  RedisServer srv{kQuiet};
+  Loop loop;
+  std::string dir;
+  std::unique_ptr<dp::log::CheckpointStore> store;
+  std::unique_ptr<dp::log::DurableLog> log;
+  dp::admin::Metrics metrics;
+  bool ready = true;
+  std::unique_ptr<Checkpointer> ck;
+
+  explicit Fixture(uint64_t log_wait_ms = 60000) {
+    char tmpl[] = "/tmp/dp-test-ckpt-XXXXXX";
+    dir = ::mkdtemp(tmpl);
+    std::string err;
+    store = dp::log::CheckpointStore::open(dir, &err);
+    REQUIRE_MESSAGE(store, err);
+    dp::log::LogOptions lo;
+    lo.dir = dir;
+    lo.checkpoint_dir = dir;
+    lo.segment_bytes = 64 << 10;
+    log = dp::log::DurableLog::open(lo, &err);
+    REQUIRE_MESSAGE(log, err);
+    CheckpointerOptions o;
+    o.link.host = "127.0.0.1";
+    o.link.port = srv.port();
+    o.policy.max_log_bytes = 1ull << 40;  // no automatic trigger
+    o.policy.interval_ms = 0;
+    o.log_wait_ms = log_wait_ms;
+    ck = std::make_unique<Checkpointer>(loop.get(), o, log.get(), store.get(), &metrics,
+                                        [this](std::string* why) {
+                                          if (!ready) *why = "the test says so";
+                                          return ready;
+                                        });
+  }
+  ~Fixture() {
+    bool closed = false;
+    ck->close([&] { closed = true; });
+    loop.run_until([&] { return closed; });
+    ck.reset();
+    log.reset();
+    CHECK(loop.close_ok());
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+  }
+  // Runs the loop (with the proxy's 100 ms tick) until no checkpoint runs.
+  bool run_to_end(int timeout_ms = 10000) {
+    uint64_t next = 0;
+    return loop.run_until([&] {
+      if (uv_now(loop.get()) >= next) {
+        ck->tick();
+        next = uv_now(loop.get()) + 100;
+      }
+      return !ck->running();
+    }, timeout_ms);
+  }
+  bool durable_at(uint64_t offset) {
+    return loop.run_until([&] { return log->durable_offset() >= offset || log->failed(); }) &&
+           log->durable_offset() >= offset;
+  }
+  // The upstream's replid and offset once it has a backlog (it picks a new
+  // replid when it creates one, i.e. at the first replica's sync).
+  std::pair<std::string, uint64_t> upstream_position() {
+    Client c(srv.port());
+    return {c.info("replication", "master_replid"), c.offset()};
+  }
+  std::vector<std::string> checkpoint_files() {
+    std::vector<std::string> out;
+    for (auto& e : fs::directory_iterator(dir + "/checkpoints")) out.push_back(e.path().filename());
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+  std::string status() { return ck->status_json(); }
+};
+
+std::string rdb_name(uint64_t offset) {
+  char b[40];
+  std::snprintf(b, sizeof b, "%020llu.rdb", static_cast<unsigned long long>(offset));
+  return b;
+}
+
+}  // namespace
+
+TEST_CASE("a snapshot of another history is discarded; one of the log's history is published") {
+  Fixture f;
+  f.log->reset("another-history", 0);
+  REQUIRE(f.durable_at(0));
+  {  // a previous checkpoint that must survive the failed attempt
+    std::string err;
+    auto w = f.store->begin("another-history", 0, &err);
+    REQUIRE(w);
+    REQUIRE(w->write("old", &err));
+    REQUIRE(w->commit(&err));
+  }
+  std::string msg;
+  REQUIRE(f.ck->request("test", &msg) == Checkpointer::Answer::started);
+  CHECK(msg.find("checkpoint started") != std::string::npos);
+  REQUIRE(f.run_to_end());
+  CHECK(f.status().find("\"failed\":1") != std::string::npos);
+  CHECK(f.status().find("another history") != std::string::npos);
+  CHECK(f.store->latest()->replid == "another-history");
+  CHECK(f.checkpoint_files() == std::vector<std::string>{rdb_name(0), "MANIFEST"});
+  CHECK(f.metrics.get(Metric::checkpoint_failures_total) == 1);
+
+  // The log now follows the upstream's history: the next one is published.
+  Client c(f.srv.port());
+  c.cmd({"SET", "k", "v"});
+  auto [replid, offset] = f.upstream_position();
+  f.log->reset(replid, offset);
+  REQUIRE(f.durable_at(offset));
+  REQUIRE(f.ck->request("test", &msg) == Checkpointer::Answer::started);
+  REQUIRE(f.run_to_end());
+  CHECK_MESSAGE(f.status().find("\"completed\":1") != std::string::npos, f.status());
+  REQUIRE(f.store->latest());
+  CHECK(f.store->latest()->replid == replid);
+  CHECK(f.store->latest()->offset == offset);
+  CHECK(f.checkpoint_files() == std::vector<std::string>{rdb_name(offset), "MANIFEST"});  // old one pruned
+  CHECK(f.metrics.get(Metric::checkpoints_total) == 1);
+  CHECK(f.metrics.get(Metric::checkpoint_offset) == double(offset));
+  CHECK(f.metrics.get(Metric::checkpoint_bytes) == double(f.store->latest()->size));
+  CHECK(f.metrics.get(Metric::checkpoint_in_progress) == 0);
+}
+
+TEST_CASE("a checkpoint waits for the log to be durable up to its offset, and gives up in time") {
+  Fixture f(300);
+  std::string msg;
+  REQUIRE(f.ck->request("warm-up", &msg) == Checkpointer::Answer::started);  // creates the backlog
+  REQUIRE(f.run_to_end());
+  Client c(f.srv.port());
+  for (int i = 0; i < 20; ++i) c.cmd({"SET", "k" + std::to_string(i), "v"});
+  auto [replid, offset] = f.upstream_position();
+  REQUIRE(offset > 0);
+  f.log->reset(replid, 0);  // the log has not received the writes yet
+  REQUIRE(f.durable_at(0));
+
+  REQUIRE(f.ck->request("test", &msg) == Checkpointer::Answer::started);
+  REQUIRE(f.loop.run_until([&] { return f.status().find("waiting_for_log") != std::string::npos; }));
+  CHECK(f.ck->request("again", &msg) == Checkpointer::Answer::busy);
+  CHECK(msg.find("already running (waiting_for_log") != std::string::npos);
+  REQUIRE(f.run_to_end());
+  CHECK_MESSAGE(f.status().find("gave up after 300 ms waiting for the log to be durable up to offset " +
+                                std::to_string(offset) + " (now 0)") != std::string::npos,
+                f.status());
+  for (auto& name : f.checkpoint_files()) CHECK(name.find(".tmp") == std::string::npos);
+
+  // Once the log holds the bytes up to the upstream's offset, it is published.
+  f.log->append(std::string(offset, 'x'));
+  REQUIRE(f.durable_at(offset));
+  REQUIRE(f.ck->request("test", &msg) == Checkpointer::Answer::started);
+  REQUIRE(f.run_to_end());
+  REQUIRE(f.store->latest());
+  CHECK(f.store->latest()->offset == offset);
+}
+
+TEST_CASE("not ready: requests are refused and nothing is published until ready again") {
+  Fixture f;
+  f.ready = false;
+  std::string msg;
+  CHECK(f.ck->request("test", &msg) == Checkpointer::Answer::not_ready);
+  CHECK(msg == "not ready: the test says so");
+  f.ready = true;
+  REQUIRE(f.ck->request("warm-up", &msg) == Checkpointer::Answer::started);
+  REQUIRE(f.run_to_end());
+  auto [replid, offset] = f.upstream_position();
+  f.log->reset(replid, offset);
+  REQUIRE(f.durable_at(offset));
+
+  REQUIRE(f.ck->request("test", &msg) == Checkpointer::Answer::started);
+  f.ready = false;  // e.g. the upstream was lost and a restore may read the store
+  f.loop.run_for(300);
+  f.ck->tick();
+  CHECK_MESSAGE(f.status().find("\"phase\":\"waiting_for_log\"") != std::string::npos, f.status());
+  CHECK(!f.store->latest());  // nothing published meanwhile
+  f.ready = true;
+  REQUIRE(f.run_to_end());
+  REQUIRE(f.store->latest());
+  CHECK(f.store->latest()->offset == offset);
+}
+
+TEST_CASE("abandon drops the running checkpoint and leaves no temp file") {
+  Fixture f;
+  std::string msg;
+  REQUIRE(f.ck->request("warm-up", &msg) == Checkpointer::Answer::started);
+  REQUIRE(f.run_to_end());
+  Client c(f.srv.port());
+  uint64_t x = 88172645463325252ull;  // xorshift: values LZF cannot shrink
+  for (int i = 0; i < 2000; ++i) {
+    std::string v(10000, ' ');
+    for (auto& ch : v) {
+      x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+      ch = static_cast<char>('a' + x % 26);
+    }
+    c.cmd({"SET", "k" + std::to_string(i), v});
+  }
+  auto [replid, offset] = f.upstream_position();
+  f.log->reset(replid, offset);
+  REQUIRE(f.durable_at(offset));
+
+  REQUIRE(f.ck->request("test", &msg) == Checkpointer::Answer::started);
+  REQUIRE(f.loop.run_until([&] { return f.status().find("receiving_rdb") != std::string::npos; }));
+  bool temp_seen = false;
+  for (auto& name : f.checkpoint_files()) temp_seen |= name.find(".tmp") != std::string::npos;
+  CHECK(temp_seen);
+  f.ck->abandon("the test abandons it");
+  REQUIRE(f.loop.run_until([&] { return !f.ck->running(); }));
+  CHECK(f.status().find("abandoned: the test abandons it") != std::string::npos);
+  for (auto& name : f.checkpoint_files()) CHECK(name.find(".tmp") == std::string::npos);
+  CHECK(!f.store->latest());
+  // The store is free again: a new request runs to the end.
+  REQUIRE(f.ck->request("test", &msg) == Checkpointer::Answer::started);
+  REQUIRE(f.run_to_end());
+  REQUIRE(f.store->latest());
+  CHECK(f.store->latest()->offset == offset);
+  CHECK(f.store->latest()->size > 2000u * 9000u);  // the random values, barely compressed
+}
