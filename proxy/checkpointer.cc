@@ -113,6 +113,10 @@ Checkpointer::Answer Checkpointer::request(const std::string& trigger, std::stri
 
 void Checkpointer::tick() {
   if (life_ != Life::open) return;
+  if (auto cp = store_->latest()) {  // also after the main link's own full sync
+    metrics_->set(Metric::checkpoint_offset, double(cp->offset));
+    metrics_->set(Metric::checkpoint_bytes, double(cp->size));
+  }
   if (phase_ == Phase::waiting_log) try_publish();
   if (running()) return;
   std::string why;
