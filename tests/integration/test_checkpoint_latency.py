@@ -20,10 +20,11 @@ KEYS = 200000
 STALL_BOUND_S = 0.2
 
 
-def load_keys(port, count, value_bytes=100):
-    """SET key:<i> <random hex> for i < count, through redis-cli --pipe."""
+def load_keys(port, count, value_bytes=100, prefix_start=0):
+    """SET key:<i> <random hex> for prefix_start <= i < prefix_start + count,
+    through redis-cli --pipe."""
     parts = []
-    for i in range(count):
+    for i in range(prefix_start, prefix_start + count):
         key = b"key:%d" % i
         value = binascii.hexlify(os.urandom(value_bytes // 2))
         parts.append(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(key), key, len(value), value))
