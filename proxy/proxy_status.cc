@@ -1,6 +1,7 @@
 // What the proxy tells about itself: INFO durability, /status, /readyz and
 // the gauges of /metrics.
 #include <cstdio>
+#include <iterator>
 #include <sstream>
 
 #include "proxy/effective_config.h"
@@ -67,6 +68,19 @@ std::string Proxy::info_durability() const {
     for (auto& [id, s] : sessions_) held += s->held_count(), held_bytes += s->held_bytes();
     o << "held_replies:" << held << "\r\n";
     o << "held_bytes:" << held_bytes << "\r\n";
+    {
+      // By kind (write, read, notification, ordered = not held itself but
+      // behind a held reply), and hold times so far (seconds, released only).
+      uint64_t n[Session::kHoldKindCount] = {}, b[Session::kHoldKindCount] = {};
+      for (auto& [id, s] : sessions_) s->add_held_by_kind(n, b);
+      static const char* const kKinds[] = {"write", "read", "notification", "ordered"};
+      static_assert(std::size(kKinds) == Session::kHoldKindCount);
+      for (size_t k = 0; k < Session::kHoldKindCount; ++k) {
+        o << "held_" << kKinds[k] << ":replies=" << n[k] << ",bytes=" << b[k]
+          << ",hold_seconds_total=" << metrics_.histogram_sum(admin::Metric::hold_seconds, int(k)) << "\r\n";
+      }
+      o << "hold_timeouts:" << uint64_t(metrics_.get(admin::Metric::hold_timeouts_total)) << "\r\n";
+    }
     o << "waiting_probes:" << gate_->waiting_batches() << "\r\n";
     o << "oldest_wait_ms:" << gate_->oldest_wait_ms(ctx_.now_ms) << "\r\n";
     o << "pending_keys:" << gate_->pending().key_count() << "\r\n";
