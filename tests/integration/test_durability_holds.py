@@ -37,6 +37,8 @@ def test_write_reply_waits_for_fsync(durable):
         info = durable.info()
         assert int(info["held_replies"]) >= 1, info
         assert int(info["held_bytes"]) >= len(b"+OK\r\n"), info
+        by_kind = dict(kv.split("=") for kv in info["held_write"].split(","))
+        assert int(by_kind["replies"]) >= 1 and int(by_kind["bytes"]) >= 5, info
         assert int(info["fsynced_offset"]) < int(info["received_offset"]) or \
             int(info["fsynced_offset"]) < durable.upstream_offset(), info
         durable.ctl.unblock()
