@@ -178,6 +178,7 @@ void Restorer::send_replicaof() {
     std::string e = reply_error(r, err);
     if (!e.empty()) return fail("REPLICAOF " + listen_address_ + " on upstream " + opts_.upstream_name + ": " + e, true);
     phase_ = Phase::transfer;
+    replicaof_ms_ = now_ms();
     log_progress(true);
     LOG_INFO("restore", "upstream %s is now a replica of the restore listener %s%s", opts_.upstream_name.c_str(),
              listen_address_.c_str(), password_.empty() ? "" : " (one-time masterauth)");
@@ -219,6 +220,7 @@ bool Restorer::read(uint64_t offset, char* buf, size_t max, size_t* n, bool* end
 }
 
 void Restorer::on_replica_connected(const std::string& peer) {
+  replica_connected_ = true;
   LOG_INFO("restore", "upstream connected to the restore listener %s from %s", listen_address_.c_str(), peer.c_str());
 }
 
@@ -288,6 +290,11 @@ void Restorer::poll() {
     return fail("nothing moved for " + std::to_string(opts_.stall_timeout_ms / 1000) + " s (sent " +
                     mb(rdb_sent_ + stream_sent_) + ", upstream offset " + std::to_string(upstream_offset_) + " of " +
                     std::to_string(opts_.end_offset) + ")",
+                true);
+  if (!replica_connected_ && now - replicaof_ms_ > opts_.connect_timeout_ms)
+    return fail("the upstream did not connect to the restore listener " + listen_address_ + " within " +
+                    std::to_string(opts_.connect_timeout_ms / 1000) +
+                    " s (can it reach recovery.restore_listen? see its log)",
                 true);
   if (polling_) return;
   polling_ = true;

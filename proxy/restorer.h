@@ -53,6 +53,7 @@ struct RestoreOptions {
   uint32_t progress_log_ms = 2000;
   uint32_t partial_tail_ms = 3000;
   uint32_t stall_timeout_ms = 300000;  // nothing moved at all for this long: fail
+  uint32_t connect_timeout_ms = 30000; // the upstream did not connect to the listener: fail
   // status() after each progress log line (for -LOADING and /readyz); may be empty.
   std::function<void(const std::string&)> on_status;
 };
@@ -144,6 +145,8 @@ class Restorer : upstream::RestorePrimary::Source, upstream::RestorePrimary::Lis
   uint64_t offset_moved_ms_ = 0;
   bool upstream_idle_ = false;    // link up, no sync in progress, not loading
   bool polling_ = false;
+  bool replica_connected_ = false;
+  uint64_t replicaof_ms_ = 0;
 };
 
 }  // namespace dp
