@@ -79,7 +79,12 @@ def test_clients_see_no_stall_while_a_checkpoint_of_200k_keys_runs(tmp_path):
         print("latency during the checkpoint: " + summary(during))
         assert ck["last"]["bytes"] > KEYS * 100  # the snapshot really holds the data
         assert len(during) > 50, "too few commands during the checkpoint to judge: %d" % len(during)
-        assert max(during) < STALL_BOUND_S, summary(during)
+        # 200 ms, or more when the machine itself stalls clients that long
+        # without any checkpoint (a loaded CI host): a loop blocked by the
+        # checkpoint's disk work would still show (the commit's fsync of
+        # 20+ MB; see also test_checkpoint.py with fsync blocked).
+        bound = max(STALL_BOUND_S, 1.5 * max(baseline))
+        assert max(during) < bound, "%s (bound %.0f ms)" % (summary(during), bound * 1e3)
         assert checkpointer(proxy)["failed"] == 0
     finally:
         proxy.stop()
