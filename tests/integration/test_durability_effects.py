@@ -117,3 +117,24 @@ def test_log_holds_effects(durable):
     at = int(cmds[pex[0]][2])
     assert before_ms - 5 + 100000 <= at <= after_ms + 5 + 100000, (before_ms, at, after_ms)
     assert find(cmds, "SET", "direct1", "z"), cmds
+
+
+def test_keyspace_notifications_wait(durable):
+    with durable.direct() as d:
+        assert d.call("CONFIG", "SET", "notify-keyspace-events", "KA") == "OK"
+    sub, writer = durable.conn(), durable.conn()
+    try:
+        assert sub.call("PSUBSCRIBE", "__keyspace@0__:*") == [b"psubscribe", b"__keyspace@0__:*", 1]
+        durable.ctl.block()
+        writer.send_cmd("SET", "kn", "1")
+        with durable.direct() as d:
+            harness.wait_until(lambda: d.call("GET", "kn") == b"1", 3, "SET kn executed")
+        assert held(sub), "keyspace notification delivered before fsync"
+        durable.ctl.unblock()
+        assert timed_read(sub)[1] == [b"pmessage", b"__keyspace@0__:*", b"__keyspace@0__:kn", b"set"]
+        assert timed_read(writer)[1] == "OK"
+    finally:
+        sub.close()
+        writer.close()
+        with durable.direct() as d:
+            d.call("CONFIG", "SET", "notify-keyspace-events", "")
