@@ -39,7 +39,7 @@ const SwitchFlag kSwitches[] = {
      &CommandLine::check_config},
     {"--checkpoint",
      "ask the running proxy (POST /checkpoint on admin.address, or --admin) to take a checkpoint now; "
-     "exit 0 when it started, 1 when refused",
+     "exit 0 when it started, 1 when refused, 2 when no proxy answered",
      &CommandLine::checkpoint},
     {"--version", "print the version and exit", &CommandLine::version},
     {"--help", "print this help and exit (also -h)", &CommandLine::help},
