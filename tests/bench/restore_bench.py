@@ -8,6 +8,7 @@ second half as commands), in one run.  Prints both and the ratio.
 """
 import http.client
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -70,9 +71,15 @@ def post_checkpoint(proxy):
 
 
 def main():
-    keys = int(sys.argv[1]) if len(sys.argv) > 1 else 1000000
-    half = keys // 2
     tmp = tempfile.mkdtemp(prefix="dp-restore-bench-")
+    try:
+        return run(tmp, int(sys.argv[1]) if len(sys.argv) > 1 else 1000000)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # RDB, AOF and log files of N keys
+
+
+def run(tmp, keys):
+    half = keys // 2
     first, second = proto(0, half), proto(half, keys - half)
     print("restore_bench: %d keys (%.1f MB of SET commands), dir %s" % (
         keys, (len(first) + len(second)) / 1e6, tmp), flush=True)
