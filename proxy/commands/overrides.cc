@@ -58,6 +58,9 @@ constexpr std::array kOverrides = {
     script("fcall_ro", S::fcall_ro, K::read),
     forced("pfcount", K::write),  // may rewrite the HLL's cached cardinality
     forced("publish", K::write, D::none), forced("spublish", K::write, D::none),
+    // Valkey 8.0 made CLUSTER SETSLOT may_replicate (it reaches the replicas
+    // through the stream); on 7.x it is an admin command that changes no key.
+    forced("cluster|setslot", K::write, D::none),
     forced("script|load", K::write, D::none), forced("script|flush", K::write, D::none),
     forced("function|load", K::write, D::none), forced("function|delete", K::write, D::none),
     forced("function|flush", K::write, D::none), forced("function|restore", K::write, D::none),

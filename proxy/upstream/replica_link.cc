@@ -7,6 +7,7 @@
 #include <charconv>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 
 #include "proxy/logger.h"
 
@@ -43,6 +44,26 @@ std::string_view trim_cr(std::string_view s) {
 }
 
 }  // namespace
+
+bool info_server_has_fack(std::string_view info) {
+  auto field = [&](std::string_view name) -> std::optional<std::string_view> {
+    size_t pos = 0;
+    while ((pos = info.find(name, pos)) != std::string_view::npos) {
+      if (pos == 0 || info[pos - 1] == '\n') {
+        size_t start = pos + name.size();
+        size_t end = info.find_first_of("\r\n", start);
+        return info.substr(start, end == std::string_view::npos ? end : end - start);
+      }
+      pos += name.size();
+    }
+    return std::nullopt;
+  };
+  // Every Valkey descends from Redis 7.2.4 and knows FACK, whatever
+  // redis_version it reports (Valkey 8.0 keeps it at 7.2.4 by design).
+  if (field("valkey_version:") || field("server_name:") == "valkey") return true;
+  auto v = field("redis_version:");
+  return v && version_has_fack(*v);
+}
 
 const char* to_string(LinkState s) {
   switch (s) {
@@ -237,11 +258,7 @@ void ReplicaLink::on_read(Conn* c, const char* data, size_t n) {
       i += take;
       if (info_left_ == 0) {
         info_left_ = -1;
-        auto pos = info_.find("redis_version:");
-        if (pos != std::string::npos) {
-          auto end = info_.find_first_of("\r\n", pos);
-          fack_ = version_has_fack(std::string_view(info_).substr(pos + 14, end - pos - 14));
-        }
+        fack_ = info_server_has_fack(info_);
         info_.clear();
         step_ = Step::port;
         send_step();

@@ -14,8 +14,8 @@
 // Offsets: `offset` X means "the last stream byte held is byte number X";
 // after +FULLRESYNC <id> C the first stream byte is C+1.
 //
-// FACK: "REPLCONF ACK <o> FACK <o>" is sent only to servers whose
-// redis_version is >= 7.2 (Valkey reports redis_version 7.2.4).  The version
+// FACK: "REPLCONF ACK <o> FACK <o>" is sent only to Valkey (INFO has
+// valkey_version) or to servers whose redis_version is >= 7.2.  The version
 // comes from ReplicaLinkOptions::upstream_version when set; otherwise the
 // link asks "INFO server" during the handshake (an error reply, e.g. an ACL
 // that denies INFO, means: no FACK).
@@ -52,6 +52,11 @@ struct ReplicaLinkOptions {
   size_t read_pause_bytes = 0;           // unused; backpressure is via pause()/resume()
   std::string upstream_version;          // e.g. "7.0.15"; empty = ask INFO server on the link
 };
+
+// True when an "INFO server" reply names a server that understands
+// "REPLCONF ACK <o> FACK <o>": any Valkey (valkey_version / server_name),
+// or redis_version >= 7.2.  Older servers ignore the FACK pair anyway.
+bool info_server_has_fack(std::string_view info);
 
 enum class LinkState { disconnected, connecting, handshake, receiving_rdb, streaming };
 const char* to_string(LinkState s);

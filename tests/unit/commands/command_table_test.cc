@@ -305,6 +305,15 @@ TEST_CASE("PUBLISH and SPUBLISH are writes that mark no key") {
   CHECK(pf.keys() == Keys{"h1", "h2"});
 }
 
+TEST_CASE("CLUSTER SETSLOT is a keyless write (may_replicate since Valkey 8.0)") {
+  // 7.0's COMMAND calls it admin only; Valkey 8 propagates it to replicas.
+  Call c(redis7(), {"CLUSTER", "SETSLOT", "7", "STABLE"});
+  CHECK(c.c.kind == Kind::write);
+  CHECK(c.keys().empty());
+  CHECK_FALSE(c.c.all_dbs);
+  CHECK(Call(redis7(), {"CLUSTER", "INFO"}).c.kind != Kind::write);
+}
+
 TEST_CASE("command and subcommand names match in any case") {
   for (auto words : {std::initializer_list<const char*>{"get", "k"}, {"GeT", "k"}, {"GET", "k"}}) {
     Call c(redis7(), words);
