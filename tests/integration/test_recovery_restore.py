@@ -4,13 +4,14 @@ proxy continues from the upstream's backlog; a clean shutdown leaves
 nothing to restore; an upstream holding another dataset is refused unless
 recovery.on_unknown_dataset says restore or adopt.  Real redis-server
 processes, killed with SIGKILL."""
+import os
 import threading
 import time
 
 import pytest
 
 import harness
-from recovery_util import (assert_same_dataset, cluster, metric, set_config, snapshot,
+from recovery_util import (assert_same_dataset, cluster, metric, pipeline, set_config, snapshot,
                            wait_restored, write_mixed)
 
 pytestmark = pytest.mark.proxy_only
@@ -294,3 +295,23 @@ def test_proxy_killed_mid_restore_restores_again_after_restart(cl):
         assert d.call("CONFIG", "GET", "masterauth") == [b"masterauth", b""]
     with harness.RespConn(cl.addr) as c:
         assert c.call("SET", "after", "1") == "OK"
+
+
+def test_restore_reads_the_log_across_many_segments(tmp_path):
+    c = cluster.Cluster(tmp_path, config_text="log:\n  segment_size: 1mb\n")
+    try:
+        value = "v" * 4000
+        with harness.RespConn(c.addr) as conn:
+            cmds = [["SET", "big:%d" % i, value + str(i)] for i in range(3000)]  # ~12 MB of log
+            for r in pipeline(conn, cmds, batch=200):
+                assert r == "OK", r
+        segments = [n for n in os.listdir(c.proxy.log_dir) if n.endswith(".seg")]
+        assert len(segments) > 5, segments
+        c.kill_upstream()
+        wait_restored(c.proxy)
+        with harness.RespConn(c.addr) as conn:
+            assert conn.call("DBSIZE") == 3000
+            assert conn.call("GET", "big:0") == (value + "0").encode()
+            assert conn.call("GET", "big:2999") == (value + "2999").encode()
+    finally:
+        c.stop()
