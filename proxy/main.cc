@@ -1,14 +1,13 @@
 // durable-proxy: a transparent durability proxy for Valkey.
 #include <sys/resource.h>
 #include <unistd.h>
-#include <unistd.h>
 
 #include <csignal>
 #include <cstdio>
 
 #include "config/config.h"
-#include "proxy/effective_config.h"
 #include "proxy/checkpoint_command.h"
+#include "proxy/effective_config.h"
 #include "proxy/logger.h"
 #include "proxy/proxy.h"
 
