@@ -113,7 +113,7 @@ void Restorer::get_masterauth() {
     LOG_WARN("restore", "CONFIG GET masterauth on upstream %s failed (%s): restoring without a one-time password; "
              "only recovery.restore_listen (%s) guards the restore listener",
              opts_.upstream_name.c_str(), reply_error(r, err).c_str(), opts_.listen_host.c_str());
-    open_listener();
+    load_from_socket();
   });
 }
 
@@ -128,11 +128,33 @@ void Restorer::set_masterauth() {
       password_ = pw;
       auth_changed_ = true;
     }
-    open_listener();
+    load_from_socket();
+  });
+}
+
+// An empty upstream may load the checkpoint straight from the socket
+// (repl-diskless-load on-empty-db) instead of writing it to disk first.
+void Restorer::load_from_socket() {
+  command({"CONFIG", "GET", "repl-diskless-load"}, [this](const redisReply* r, const std::string&) {
+    if (!r) return fail("CONFIG GET repl-diskless-load on upstream " + opts_.upstream_name + ": connection lost", false);
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[1]->type != REDIS_REPLY_STRING ||
+        std::string(r->element[1]->str, r->element[1]->len) != "disabled")
+      return open_listener();
+    command({"CONFIG", "SET", "repl-diskless-load", "on-empty-db"}, [this](const redisReply* r2, const std::string&) {
+      if (!r2) return fail("CONFIG SET repl-diskless-load on upstream " + opts_.upstream_name + ": connection lost",
+                           false);
+      if (r2->type != REDIS_REPLY_ERROR) diskless_changed_ = true;
+      open_listener();
+    });
   });
 }
 
 void Restorer::restore_masterauth(std::function<void()> then) {
+  if (diskless_changed_ && control_->up()) {
+    diskless_changed_ = false;
+    return command({"CONFIG", "SET", "repl-diskless-load", "disabled"},
+                   [this, then = std::move(then)](const redisReply*, const std::string&) { restore_masterauth(then); });
+  }
   if (!auth_changed_ || !control_->up()) return then();
   command({"CONFIG", "SET", "masterauth", previous_auth_},
           [this, then = std::move(then)](const redisReply* r, const std::string& err) {

@@ -3,10 +3,11 @@
 // itself, at replica speed.
 //
 //   CONFIG GET masterauth ─▶ CONFIG SET masterauth <one-time password>
+//     ─▶ repl-diskless-load disabled? CONFIG SET repl-diskless-load on-empty-db
 //     ─▶ listen (recovery.restore_listen) ─▶ REPLICAOF <listen address>
 //     ─▶ [RestorePrimary: +FULLRESYNC <replid> <C>, checkpoint RDB, log (C, E]]
 //     ─▶ poll INFO until master_repl_offset == E ─▶ REPLICAOF NO ONE
-//     ─▶ CONFIG SET masterauth <previous value> ─▶ done(ok)
+//     ─▶ CONFIG SET repl-diskless-load / masterauth <previous values> ─▶ done(ok)
 //
 // After done(ok) the upstream holds replid R as replid2 up to offset E, so
 // the owner resumes its replica link with PSYNC R E+1 (+CONTINUE).  On
@@ -97,6 +98,7 @@ class Restorer : upstream::RestorePrimary::Source, upstream::RestorePrimary::Lis
 
   void get_masterauth();
   void set_masterauth();
+  void load_from_socket();
   void open_listener();
   void send_replicaof();
   void poll();
@@ -128,6 +130,7 @@ class Restorer : upstream::RestorePrimary::Source, upstream::RestorePrimary::Lis
   std::string password_;          // one-time masterauth; empty: none could be set
   std::string previous_auth_;     // masterauth before the restore
   bool auth_changed_ = false;
+  bool diskless_changed_ = false; // repl-diskless-load was "disabled", set to on-empty-db
   bool replicaof_sent_ = false;
   std::string listen_address_;    // host:port the upstream was told
 

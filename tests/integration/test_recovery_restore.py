@@ -48,6 +48,8 @@ def test_upstream_killed_is_restored_with_every_acknowledged_write(cl):
         assert repl["role"] == "master"
         assert repl["master_replid2"] == log_replid
         assert d.call("CONFIG", "GET", "masterauth") == [b"masterauth", b""]
+        # Loaded from the socket during the restore, then put back.
+        assert d.call("CONFIG", "GET", "repl-diskless-load") == [b"repl-diskless-load", b"disabled"]
     with open(cl.proxy.log_path) as f:
         text = f.read()
     assert "restore of upstream" in text and "done in" in text
