@@ -9,6 +9,7 @@ Environment: DP_BINARY (default <repo>/build/durable-proxy)."""
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -77,6 +78,7 @@ def main():
     if args.big_keys:
         r = big_restore(os.path.join(tmp, "big"), args.big_keys)
         print("big restore:", json.dumps(r), flush=True)
+    shutil.rmtree(tmp, ignore_errors=True)  # kept only when something failed
     return 0 if ok else 1
 
 
