@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Sets everything up, builds, and runs the whole test suite:
 #   1. release build: unit, fuzz smoke and integration tests (real servers);
-#   2. AddressSanitizer + UndefinedBehaviorSanitizer build: unit tests and
-#      the integration tests marked for it;
+#   2. AddressSanitizer + UndefinedBehaviorSanitizer build: unit tests, fuzz
+#      smoke runs, and the durability, recovery, checkpoint and core
+#      pass-through integration suites;
 #   3. ThreadSanitizer build: the log writer's concurrency tests.
 # DP_TEST_QUICK=1 runs only step 1.
 set -euo pipefail
@@ -18,8 +19,15 @@ DP_BUILD_DIR="$root/build" "$root/deploy/build.sh"
 if [ "${DP_TEST_QUICK:-0}" != 1 ]; then
   echo "== ASan+UBSan build" >&2
   DP_BUILD_DIR="$root/build-asan" "$root/deploy/build.sh" -DDP_SANITIZE=address
-  (cd "$root/build-asan" && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-     ctest --output-on-failure -j"$jobs" -R '^(unit_|smoke_)')
+  # Unit tests, fuzz smoke runs, and the integration suites of the durability
+  # path (gate, recovery, checkpoints) and of the core pass-through.  The
+  # fsync shim is preloaded into the instrumented proxy in some of them,
+  # hence verify_asan_link_order=0.
+  (cd "$root/build-asan" && DP_SANITIZED=1 \
+     ASAN_OPTIONS=detect_leaks=1:verify_asan_link_order=0 \
+     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+     ctest --output-on-failure -j"$jobs" \
+       -R '^(unit_|smoke_|it_test_durability_|it_test_recovery_|it_test_checkpoint$|it_test_passthrough_(basic|session|protocol|pubsub)$)')
   echo "== TSan build (log writer)" >&2
   DP_BUILD_DIR="$root/build-tsan" "$root/deploy/build.sh" -DDP_SANITIZE=thread
   (cd "$root/build-tsan" && ctest --output-on-failure -j"$jobs" -R '^unit_log$')

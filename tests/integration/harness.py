@@ -19,6 +19,10 @@ REPO = os.environ.get("DP_SOURCE_DIR") or os.path.dirname(
 DP_BINARY = os.environ.get("DP_BINARY") or os.path.join(REPO, "build", "durable-proxy")
 DIRECT = os.environ.get("DP_DIRECT", "0") == "1"
 DURABILITY = os.environ.get("DP_IT_DURABILITY", "off")
+# Set by tests/run-all.sh for the sanitizer build: ASan's shadow memory and
+# quarantine make resident-memory bounds meaningless there (they still hold
+# in the release run).
+SANITIZED = os.environ.get("DP_SANITIZED", "0") == "1"
 
 LIVE = []  # processes started and not yet stopped (Server / Proxy objects)
 
