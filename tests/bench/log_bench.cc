@@ -4,7 +4,7 @@
 //   (b) P producers (default 50) doing the same at once: appends are
 //       serialised by a mutex (the log has one producer thread: the proxy's
 //       loop), durability is shared by group commit.
-// Usage: log_bench [--dir DIR] [--records N] [--producers P] [--seconds S]
+// Usage: log_bench [--dir DIR] [--records N] [--producers P]
 // DIR must be on the disk under test (not tmpfs); default: ./log-bench.<pid>
 #include <fcntl.h>
 #include <unistd.h>
