@@ -279,24 +279,33 @@ void Proxy::check_recovery() {
     return;
   }
   if (checking_ || restorer_) return;
+  // This check answers any retry that was pending (a link drop during a
+  // control reconnect would otherwise re-check a healthy upstream later).
+  link_retry_at_ = 0;
+  if (recovered_ && link_streaming_) return;  // verified and streaming: nothing to decide
   checking_ = true;
-  control_->command({"INFO", "replication"}, [this](const redisReply* r, const std::string&) {
+  // The log end when INFO is sent: every logged byte came from the upstream,
+  // so an upstream that still has our history answers an offset >= this.
+  // The log end when the answer arrives may be larger (the stream kept
+  // flowing) and must not be compared with the older INFO offset.
+  const uint64_t end_at_request = log_->end_offset();
+  control_->command({"INFO", "replication"}, [this, end_at_request](const redisReply* r, const std::string&) {
     if (!r) return;
-    control_->command({"INFO", "keyspace"}, [this, repl = std::string(r->type == REDIS_REPLY_STRING ? std::string(r->str, r->len) : "")](
+    control_->command({"INFO", "keyspace"}, [this, end_at_request, repl = std::string(r->type == REDIS_REPLY_STRING ? std::string(r->str, r->len) : "")](
                                               const redisReply* k, const std::string&) {
       checking_ = false;
       if (!k) return;
       std::string keyspace = k->type == REDIS_REPLY_STRING ? std::string(k->str, k->len) : "";
-      decide(upstream::parse_upstream_info(repl, keyspace));
+      decide(upstream::parse_upstream_info(repl, keyspace), end_at_request);
     });
   });
 }
 
-void Proxy::decide(const upstream::UpstreamInfo& up) {
+void Proxy::decide(const upstream::UpstreamInfo& up, uint64_t end_at_request) {
   if (up.role == "slave" && clear_leftover_restore()) return;  // proxy_restore.cc
   const std::string ours = log_->replid();
   const uint64_t end = log_->end_offset();
-  upstream::RecoveryPlan plan = upstream::plan_recovery(ours, end, up, cfg_.on_unknown_dataset);
+  upstream::RecoveryPlan plan = upstream::plan_recovery(ours, std::min(end, end_at_request), up, cfg_.on_unknown_dataset);
   LOG_INFO("recovery", "%s", plan.explanation.c_str());
   switch (plan.action) {
     case upstream::RecoveryAction::fresh:

@@ -68,7 +68,7 @@ class Proxy : public upstream::ReplicaLink::Listener {
   void control_down(const std::string& reason);
   void load_command_table();
   void check_recovery();
-  void decide(const upstream::UpstreamInfo& up);
+  void decide(const upstream::UpstreamInfo& up, uint64_t end_at_request);
   void start_replica_link(const std::string& replid, uint64_t offset);
   void start_restore(const upstream::RecoveryPlan& plan);  // proxy_restore.cc
   void restore_finished(const RestoreResult& result);
