@@ -62,7 +62,7 @@ Checkpointer::Checkpointer(uv_loop_t* loop, CheckpointerOptions opts, log::Durab
 }
 
 Checkpointer::~Checkpointer() {
-  assert(life_ == Life::closed && "Checkpointer destroyed before close() completed");
+  assert(life_.closed() && "Checkpointer destroyed before close() completed");
 }
 
 const char* Checkpointer::phase_name(Phase p) {
@@ -85,7 +85,7 @@ uint64_t Checkpointer::log_bytes_since_checkpoint() const {
 
 Checkpointer::Answer Checkpointer::request(const std::string& trigger, std::string* message) {
   std::string why;
-  if (life_ != Life::open) {
+  if (!life_.open()) {
     *message = "not ready: the proxy is shutting down";
     return Answer::not_ready;
   }
@@ -112,7 +112,7 @@ Checkpointer::Answer Checkpointer::request(const std::string& trigger, std::stri
 }
 
 void Checkpointer::tick() {
-  if (life_ != Life::open) return;
+  if (!life_.open()) return;
   if (auto cp = store_->latest()) {  // also after the main link's own full sync
     metrics_->set(Metric::checkpoint_offset, double(cp->offset));
     metrics_->set(Metric::checkpoint_bytes, double(cp->size));
@@ -406,26 +406,17 @@ void Checkpointer::reap_links() {
 }
 
 void Checkpointer::close(std::function<void()> on_closed) {
-  if (life_ == Life::closed) {
-    if (on_closed) on_closed();
-    return;
-  }
-  if (on_closed) on_closed_.push_back(std::move(on_closed));
-  if (life_ == Life::closing) return;
-  life_ = Life::closing;
+  if (!life_.begin_close(std::move(on_closed))) return;
   abandon("the proxy is shutting down");
   maybe_finish_close();
 }
 
 void Checkpointer::maybe_finish_close() {
-  if (life_ != Life::closing || job_in_flight_ || link_ || !retired_.empty() || !reap_open_) return;
+  if (!life_.closing() || job_in_flight_ || link_ || !retired_.empty() || !reap_open_) return;
   reap_open_ = false;
   uv_close(reinterpret_cast<uv_handle_t*>(&reap_), [](uv_handle_t* h) {
     auto* self = static_cast<Checkpointer*>(h->data);
-    self->life_ = Life::closed;
-    auto cbs = std::move(self->on_closed_);
-    self->on_closed_.clear();
-    for (auto& cb : cbs) cb();
+    self->life_.finish();
   });
 }
 

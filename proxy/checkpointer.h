@@ -48,6 +48,7 @@
 #include "log/checkpoint_store.h"
 #include "log/durable_log.h"
 #include "proxy/checkpoint_policy.h"
+#include "proxy/lifecycle.h"
 #include "proxy/upstream/replica_link.h"
 
 namespace dp {
@@ -159,9 +160,8 @@ class Checkpointer : private upstream::ReplicaLink::Listener {
   double last_seconds_ = 0;
   std::string last_error_;
 
-  enum class Life { open, closing, closed } life_ = Life::open;
+  Lifecycle life_;
   bool reap_open_ = true;
-  std::vector<std::function<void()>> on_closed_;
 };
 
 }  // namespace dp

@@ -305,7 +305,7 @@ std::string Restorer::status() const {
 // ------------------------------------------------------------ catching up
 
 void Restorer::poll() {
-  if (life_ != Life::open || phase_ != Phase::transfer) return;
+  if (!life_.open() || phase_ != Phase::transfer) return;
   log_progress(false);
   uint64_t now = now_ms();
   if (now - std::max(last_move_ms_, offset_moved_ms_) > opts_.stall_timeout_ms)
@@ -336,7 +336,7 @@ void Restorer::poll() {
 }
 
 void Restorer::on_poll_reply(const std::string& repl, const std::string& persistence) {
-  if (life_ != Life::open || phase_ != Phase::transfer) return;
+  if (!life_.open() || phase_ != Phase::transfer) return;
   uint64_t now = now_ms();
   bool synced = info_field(repl, "master_link_status") == "up" && info_field(repl, "master_sync_in_progress") != "1";
   bool loading = info_field(persistence, "loading") == "1";
@@ -410,21 +410,12 @@ void Restorer::fail(const std::string& why, bool undo) {
 }
 
 void Restorer::close(std::function<void()> on_closed) {
-  if (life_ == Life::closed) {
-    if (on_closed) on_closed();
-    return;
-  }
-  if (on_closed) on_closed_.push_back(std::move(on_closed));
-  if (life_ == Life::closing) return;
-  life_ = Life::closing;
+  if (!life_.begin_close(std::move(on_closed))) return;
   done_ = nullptr;
   alive_.reset();
   auto finished = [this] {
     if (--pending_closes_ > 0) return;
-    life_ = Life::closed;
-    auto cbs = std::move(on_closed_);
-    on_closed_.clear();
-    for (auto& cb : cbs) cb();
+    life_.finish();
   };
   pending_closes_ = 1;  // released below, after every close was started
   if (timer_open_) {

@@ -35,6 +35,7 @@
 #include <string>
 #include <string_view>
 
+#include "proxy/lifecycle.h"
 #include "proxy/upstream/control_link.h"
 #include "proxy/upstream/restore_primary.h"
 
@@ -123,9 +124,8 @@ class Restorer : upstream::RestorePrimary::Source, upstream::RestorePrimary::Lis
   std::unique_ptr<upstream::RestorePrimary> primary_;
   uv_timer_t timer_{};
   bool timer_open_ = false;
-  enum class Life { open, closing, closed } life_ = Life::open;
+  Lifecycle life_;
   int pending_closes_ = 0;
-  std::vector<std::function<void()>> on_closed_;
 
   std::string password_;          // one-time masterauth; empty: none could be set
   std::string previous_auth_;     // masterauth before the restore

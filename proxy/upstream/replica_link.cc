@@ -114,7 +114,7 @@ ReplicaLink::ReplicaLink(uv_loop_t* loop, ReplicaLinkOptions opts, Listener* lis
 }
 
 ReplicaLink::~ReplicaLink() {
-  assert(life_ == Life::closed && "ReplicaLink destroyed before close() completed");
+  assert(life_.closed() && "ReplicaLink destroyed before close() completed");
 }
 
 std::string ReplicaLink::where() const {
@@ -128,7 +128,7 @@ void ReplicaLink::set_state(LinkState s, const std::string& reason) {
 }
 
 void ReplicaLink::start(const std::string& replid, uint64_t offset) {
-  if (life_ != Life::open) return;
+  if (!life_.open()) return;
   if (starts_++ > 0) reconnects_++;
   detach_conn();
   psync_replid_ = (replid.empty() || replid == "?") ? "?" : replid;
@@ -520,7 +520,7 @@ void ReplicaLink::send_ack() {
 
 void ReplicaLink::durable(uint64_t offset) {
   durable_offset_ = offset;
-  if (life_ != Life::open || state_ != LinkState::streaming || ack_due_) return;
+  if (!life_.open() || state_ != LinkState::streaming || ack_due_) return;
   ack_due_ = true;
   // check runs right after this loop turn's I/O; idle keeps the poll from
   // blocking when durable() was called before the poll phase.
@@ -612,7 +612,7 @@ void ReplicaLink::detach_conn() {
 }
 
 void ReplicaLink::drop(const std::string& why) {
-  if (life_ != Life::open) return;
+  if (!life_.open()) return;
   detach_conn();
   pending_error_.clear();
   uv_timer_stop(&tick_);
@@ -623,13 +623,7 @@ void ReplicaLink::drop(const std::string& why) {
 }
 
 void ReplicaLink::close(std::function<void()> on_closed) {
-  if (life_ == Life::closed) {
-    if (on_closed) on_closed();
-    return;
-  }
-  if (on_closed) on_closed_.push_back(std::move(on_closed));
-  if (life_ == Life::closing) return;
-  life_ = Life::closing;
+  if (!life_.begin_close(std::move(on_closed))) return;
   detach_conn();
   state_ = LinkState::disconnected;
   auto closed = [](uv_handle_t* h) {
@@ -644,11 +638,8 @@ void ReplicaLink::close(std::function<void()> on_closed) {
 }
 
 void ReplicaLink::maybe_finish_close() {
-  if (life_ != Life::closing || pending_closes_ > 0 || live_conns_ > 0) return;
-  life_ = Life::closed;
-  auto cbs = std::move(on_closed_);
-  on_closed_.clear();
-  for (auto& cb : cbs) cb();
+  if (!life_.closing() || pending_closes_ > 0 || live_conns_ > 0) return;
+  life_.finish();
 }
 
 }  // namespace dp::upstream

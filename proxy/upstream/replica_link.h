@@ -38,6 +38,8 @@
 #include <string_view>
 #include <vector>
 
+#include "proxy/lifecycle.h"
+
 namespace dp::upstream {
 
 struct ReplicaLinkOptions {
@@ -143,11 +145,10 @@ class ReplicaLink {
   Conn* conn_ = nullptr;
 
   LinkState state_ = LinkState::disconnected;
-  enum class Life { open, closing, closed } life_ = Life::open;
+  Lifecycle life_;
   int pending_closes_ = 0;
   int live_conns_ = 0;       // Conn objects not yet freed (detached ones close asynchronously)
   std::string pending_error_;
-  std::vector<std::function<void()>> on_closed_;
   uint64_t generation_ = 0;  // bumped on every detach: stale callbacks see a change
 
   // handshake

@@ -78,7 +78,7 @@ RestorePrimary::RestorePrimary(uv_loop_t* loop, RestorePrimaryOptions opts, Sour
     : loop_(loop), opts_(std::move(opts)), source_(source), listener_(listener) {}
 
 RestorePrimary::~RestorePrimary() {
-  assert((life_ == Life::closed || (!server_open_ && !client_open_)) &&
+  assert((life_.closed() || (!server_open_ && !client_open_)) &&
          "RestorePrimary destroyed before close() completed");
   if (rdb_fd_ >= 0) ::close(rdb_fd_);
 }
@@ -153,7 +153,7 @@ void RestorePrimary::on_accept() {
   peer_ = name;
   uv_tcp_nodelay(&client_, 1);
   listener_->on_replica_connected(peer_);
-  if (life_ != Life::open || phase_ != Phase::handshake) return;
+  if (!life_.open() || phase_ != Phase::handshake) return;
   uv_read_start(
       reinterpret_cast<uv_stream_t*>(&client_),
       [](uv_handle_t*, size_t, uv_buf_t* buf) {
@@ -179,7 +179,7 @@ void RestorePrimary::on_read(const char* data, size_t n) {
   in_.append(data, n);
   std::vector<std::string> argv;
   size_t pos = 0;
-  while (pos < in_.size() && life_ == Life::open && phase_ != Phase::failed) {
+  while (pos < in_.size() && life_.open() && phase_ != Phase::failed) {
     long used = parse_command(std::string_view(in_).substr(pos), &argv);
     if (used < 0) {
       fail("protocol error from the replica " + peer_);
@@ -219,7 +219,7 @@ bool RestorePrimary::handle_command(const std::vector<std::string>& argv) {
       std::from_chars(argv[2].data(), argv[2].data() + argv[2].size(), off);
       replica_ack_ = off;
       listener_->on_replica_ack(off);
-      return life_ == Life::open;
+      return life_.open();
     }
     if (argv.size() >= 2 && lower(argv[1]) == "getack") return true;
     reply("+OK\r\n");
@@ -231,7 +231,7 @@ bool RestorePrimary::handle_command(const std::vector<std::string>& argv) {
       return true;
     }
     begin_full_sync();
-    return life_ == Life::open && phase_ != Phase::failed;
+    return life_.open() && phase_ != Phase::failed;
   }
   if (cmd == "sync") {
     reply("-ERR the restore primary speaks PSYNC only\r\n");
@@ -269,7 +269,7 @@ void RestorePrimary::begin_full_sync() {
 void RestorePrimary::pump() {
   if (pumping_) return;
   pumping_ = true;
-  while (life_ == Life::open && queued_ < opts_.max_queued_bytes &&
+  while (life_.open() && queued_ < opts_.max_queued_bytes &&
          (phase_ == Phase::rdb || (phase_ == Phase::stream && !source_ended_))) {
     if (phase_ == Phase::rdb) {
       size_t want = static_cast<size_t>(std::min<uint64_t>(opts_.chunk_bytes, rdb_left_));
@@ -315,7 +315,7 @@ void RestorePrimary::pump() {
     stream_sent_ += 0;  // counted when written
   }
   pumping_ = false;
-  if (life_ == Life::open && phase_ == Phase::stream && source_ended_ && queued_ == 0) {
+  if (life_.open() && phase_ == Phase::stream && source_ended_ && queued_ == 0) {
     phase_ = Phase::done;
     LOG_INFO("restore", "%ssent everything up to offset %llu", where().c_str(),
              static_cast<unsigned long long>(next_offset_ - 1));
@@ -348,7 +348,7 @@ void RestorePrimary::write(std::string data, bool counts_as_rdb) {
                      if (w->kind == 2) self->stream_sent_ += w->data.size();
                      int kind = w->kind;
                      delete w;
-                     if (self->life_ != Life::open || self->phase_ == Phase::failed) return;
+                     if (!self->life_.open() || self->phase_ == Phase::failed) return;
                      if (status < 0) {
                        self->fail(std::string("writing to the replica ") + self->peer_ + ": " +
                                   uv_strerror(status));
@@ -365,7 +365,7 @@ void RestorePrimary::write(std::string data, bool counts_as_rdb) {
 }
 
 void RestorePrimary::fail(const std::string& why) {
-  if (life_ != Life::open || phase_ == Phase::failed) return;
+  if (!life_.open() || phase_ == Phase::failed) return;
   phase_ = Phase::failed;
   if (rdb_fd_ >= 0) ::close(rdb_fd_);
   rdb_fd_ = -1;
@@ -375,13 +375,7 @@ void RestorePrimary::fail(const std::string& why) {
 }
 
 void RestorePrimary::close(std::function<void()> on_closed) {
-  if (life_ == Life::closed) {
-    if (on_closed) on_closed();
-    return;
-  }
-  if (on_closed) on_closed_.push_back(std::move(on_closed));
-  if (life_ == Life::closing) return;
-  life_ = Life::closing;
+  if (!life_.begin_close(std::move(on_closed))) return;
   auto closed = [](uv_handle_t* h) {
     auto* self = static_cast<RestorePrimary*>(h->data);
     self->pending_closes_--;
@@ -401,13 +395,10 @@ void RestorePrimary::close(std::function<void()> on_closed) {
 }
 
 void RestorePrimary::maybe_finish_close() {
-  if (life_ != Life::closing || pending_closes_ > 0) return;
-  life_ = Life::closed;
+  if (!life_.closing() || pending_closes_ > 0) return;
   if (rdb_fd_ >= 0) ::close(rdb_fd_);
   rdb_fd_ = -1;
-  auto cbs = std::move(on_closed_);
-  on_closed_.clear();
-  for (auto& cb : cbs) cb();
+  life_.finish();
 }
 
 }  // namespace dp::upstream

@@ -31,6 +31,8 @@
 #include <string_view>
 #include <vector>
 
+#include "proxy/lifecycle.h"
+
 namespace dp::upstream {
 
 struct RestorePrimaryOptions {
@@ -116,9 +118,8 @@ class RestorePrimary {
   uv_tcp_t server_{};
   uv_tcp_t client_{};
   bool server_open_ = false, client_open_ = false;
-  enum class Life { open, closing, closed } life_ = Life::open;
+  Lifecycle life_;
   int pending_closes_ = 0;
-  std::vector<std::function<void()>> on_closed_;
 
   Phase phase_ = Phase::waiting;
   uint16_t bound_port_ = 0;
