@@ -21,3 +21,5 @@ if ((${#missing[@]})); then
     $sudo systemctl stop redis-server || true
   fi
 fi
+# The quick start's default upstream: Valkey 8.0.1 from bookworm-backports.
+"$(dirname "$0")/setup-valkey.sh" 8.0.1
