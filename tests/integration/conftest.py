@@ -6,6 +6,8 @@ Environment:
   DP_DIRECT=1          test redis-server directly; @proxy_only tests skip
   DP_BINARY            the durable-proxy binary (default <repo>/build/durable-proxy)
   DP_IT_DURABILITY     --durability for the proxy (default "off")
+  DP_SERVER_BIN        the upstream server binary (default redis-server)
+  DP_TEST_TIME_SCALE   multiplies every deadline (default 1)
 """
 import os
 import sys
@@ -14,6 +16,10 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+
+
+def pytest_report_header(config):
+    return "upstream server: %s (%s)" % (harness.server_label(), harness.SERVER_BIN)
 
 
 def pytest_configure(config):
@@ -33,6 +39,8 @@ def pytest_collection_modifyitems(config, items):
 def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
+    if report.when == "call":
+        report.sections.append(("upstream server", harness.server_label()))
     if report.failed:
         for p in list(harness.LIVE):
             report.sections.append(("output of " + p.name, p.describe()))

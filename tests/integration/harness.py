@@ -23,6 +23,32 @@ DURABILITY = os.environ.get("DP_IT_DURABILITY", "off")
 # quarantine make resident-memory bounds meaningless there (they still hold
 # in the release run).
 SANITIZED = os.environ.get("DP_SANITIZED", "0") == "1"
+# The upstream server binary every test starts (redis-server 7.0, or a
+# valkey-server of any version: deploy/setup-valkey.sh --print lists them).
+SERVER_BIN = os.environ.get("DP_SERVER_BIN") or "redis-server"
+# Every deadline in the tests is multiplied by this (a busy CI machine).
+TIME_SCALE = float(os.environ.get("DP_TEST_TIME_SCALE") or "1")
+
+
+def scaled(seconds):
+    """A deadline scaled for the machine the tests run on."""
+    return seconds * TIME_SCALE
+
+
+def server_version(binary=None):
+    """("valkey", "9.1.2") / ("redis", "7.0.15") for a server binary."""
+    binary = binary or SERVER_BIN
+    out = subprocess.run([binary, "--version"], capture_output=True, text=True,
+                         timeout=30).stdout
+    m = re.search(r"^(Valkey|Redis) server v=([0-9.]+)", out)
+    if not m:
+        raise RuntimeError("%s --version printed no version: %r" % (binary, out[:200]))
+    return m.group(1).lower(), m.group(2)
+
+
+def server_label(binary=None):
+    name, version = server_version(binary)
+    return "%s %s" % (name, version)
 
 LIVE = []  # processes started and not yet stopped (Server / Proxy objects)
 
@@ -34,13 +60,23 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_until(pred, timeout, what, interval=0.02):
+def wait_until(pred, timeout, what, interval=0.02, state=None):
+    """Polls pred() until it is true.  The timeout is scaled (TIME_SCALE);
+    on giving up, the error names what was awaited and, when state is given
+    (a callable), the last state it saw."""
+    timeout = scaled(timeout)
     deadline = time.monotonic() + timeout
     while True:
         if pred():
             return
         if time.monotonic() > deadline:
-            raise TimeoutError("timed out after %.1fs waiting for %s" % (timeout, what))
+            last = ""
+            if state is not None:
+                try:
+                    last = "; last seen: %r" % (state(),)
+                except Exception as e:  # noqa: BLE001 - reporting only
+                    last = "; last state unreadable: %s" % e
+            raise TimeoutError("timed out after %.1fs waiting for %s%s" % (timeout, what, last))
         time.sleep(interval)
 
 
@@ -107,7 +143,8 @@ class _Process:
 
 
 class Server(_Process):
-    """redis-server with persistence off, output in tmpdir/redis-<port>.log."""
+    """The upstream server (SERVER_BIN: redis-server or valkey-server) with
+    persistence off, output in tmpdir/<name>-<port>/server.log."""
 
     def __init__(self, tmpdir, extra_args=(), name="redis"):
         super().__init__()
@@ -123,7 +160,7 @@ class Server(_Process):
             workdir = os.path.join(self.tmpdir, "%s-%d" % (self.name, self.port))
             os.makedirs(workdir, exist_ok=True)
             self.log_path = os.path.join(workdir, "server.log")
-            args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+            args = [SERVER_BIN, "--port", str(self.port), "--bind", "127.0.0.1",
                     "--save", "", "--appendonly", "no", "--dir", workdir,
                     "--daemonize", "no", "--logfile", "",
                     "--repl-diskless-sync", "yes", "--repl-diskless-sync-delay", "0",
@@ -144,7 +181,7 @@ class Server(_Process):
             LIVE.remove(self)
             if port is not None:
                 break
-        raise RuntimeError("redis-server did not start:\n" + self.describe())
+        raise RuntimeError("%s did not start:\n%s" % (SERVER_BIN, self.describe()))
 
     @property
     def addr(self):
