@@ -82,11 +82,15 @@ def shim_path(workdir):
     return out
 
 
+# The upstream server binary (redis-server or valkey-server).
+SERVER_BIN = os.environ.get("DP_SERVER_BIN") or "redis-server"
+
+
 def redis_server(workdir, name, extra, env=None):
     port = free_port()
     d = os.path.join(workdir, "%s-%d" % (name, port))
     os.makedirs(d)
-    args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+    args = [SERVER_BIN, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
             "--appendonly", "no", "--dir", d, "--daemonize", "no", "--logfile", "",
             "--repl-diskless-sync", "yes", "--repl-diskless-sync-delay", "0",
             "--client-output-buffer-limit", "replica 0 0 0"] + extra
@@ -231,8 +235,8 @@ def main():
     workdir = tempfile.mkdtemp(prefix="dp-durability-bench-")
     try:
         shim = shim_path(workdir)
-        print("durability_bench: proxy %s, redis-server %s, load %s" % (
-            ARGS.proxy, subprocess.run(["redis-server", "--version"], capture_output=True, text=True)
+        print("durability_bench: proxy %s, server %s %s, load %s" % (
+            ARGS.proxy, SERVER_BIN, subprocess.run([SERVER_BIN, "--version"], capture_output=True, text=True)
             .stdout.split()[2], open("/proc/loadavg").read().split()[0]))
         for mode in ARGS.modes.split(","):
             report(mode, run_mode(mode, workdir, shim))

@@ -26,7 +26,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 binary=${DP_BINARY:-$root/build/durable-proxy}
 [ -x "$binary" ] || { echo "durability_bench: proxy binary $binary missing (build it or set DP_BINARY)" >&2; exit 2; }
-for tool in redis-server redis-benchmark gcc; do
+for tool in "${DP_SERVER_BIN:-redis-server}" redis-benchmark gcc; do
   command -v "$tool" >/dev/null || { echo "durability_bench: $tool not found (apt-get install redis-server redis-tools gcc)" >&2; exit 2; }
 done
 exec /usr/bin/python3 "$root/tests/bench/durability_bench.py" --proxy "$binary" "$@"

@@ -90,15 +90,19 @@ class Procs:
                 p.wait()
 
 
+# The upstream server binary (redis-server or valkey-server).
+SERVER_BIN = os.environ.get("DP_SERVER_BIN") or "redis-server"
+
+
 def start_server(procs):
     port = free_port()
-    p = procs.start("redis-server", [
-        "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+    p = procs.start("server", [
+        SERVER_BIN, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
         "--appendonly", "no", "--dir", procs.workdir, "--daemonize", "no", "--logfile", "",
         "--maxclients", "20000"])
-    wait_until(lambda: accepts(port) or p.poll() is not None, 10, "redis-server on %d" % port)
+    wait_until(lambda: accepts(port) or p.poll() is not None, 10, "%s on %d" % (SERVER_BIN, port))
     if p.poll() is not None:
-        sys.exit("redis-server exited at start; see %s" % p.log_path)
+        sys.exit("%s exited at start; see %s" % (SERVER_BIN, p.log_path))
     return p, port
 
 

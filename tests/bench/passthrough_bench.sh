@@ -9,7 +9,8 @@
 #   tests/bench/passthrough_bench.sh [--rounds N] [--requests N]
 #                                    [--c1-requests N] [--idle N]
 #
-# Environment: DP_BINARY (default build/durable-proxy), DP_BUILD_DIR (where
+# Environment: DP_SERVER_BIN (upstream server, default redis-server),
+# DP_BINARY (default build/durable-proxy), DP_BUILD_DIR (where
 # tests/latency_probe was built; compiled on the fly otherwise).
 # Targets on a 2-core machine: proxy >= 0.8x direct throughput at c50 P1 and
 # P16; c1 p50 overhead <= 40 us; 5,000 idle connections <= 64 MB RSS.
@@ -17,7 +18,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 binary=${DP_BINARY:-$root/build/durable-proxy}
 [ -x "$binary" ] || { echo "passthrough_bench: proxy binary $binary missing (build it or set DP_BINARY)" >&2; exit 2; }
-for tool in redis-server redis-benchmark; do
+for tool in "${DP_SERVER_BIN:-redis-server}" redis-benchmark; do
   command -v "$tool" >/dev/null || { echo "passthrough_bench: $tool not found (apt-get install redis-server redis-tools)" >&2; exit 2; }
 done
 # Idle connections need descriptors here, in redis-server and in the proxy

@@ -2,7 +2,8 @@
 # Time to restore N keys (checkpoint + log tail) vs the same redis-server
 # reloading its own AOF with the same data; prints the ratio.
 # Usage: tests/bench/restore_bench.sh [keys]   (default 1000000)
-# DP_BINARY picks the proxy binary (default build/durable-proxy).  Needs a
+# DP_SERVER_BIN picks the upstream server (default redis-server), DP_BINARY
+# the proxy binary (default build/durable-proxy).  Needs a
 # quiet machine (uptime load < 1.5) for meaningful figures.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)

@@ -1,4 +1,5 @@
-"""An upstream redis-server and a durable-proxy that can be crashed and
+"""An upstream server (redis-server or valkey-server: server_bin, default
+DP_SERVER_BIN) and a durable-proxy that can be crashed and
 restarted in place: same ports, same log directory.
 
 Faults:
@@ -99,10 +100,11 @@ def tear_log(log_dir, fsynced, rng):
 
 
 class Cluster:
-    def __init__(self, tmpdir, config_text="{}\n", server_args=(), rng=None):
+    def __init__(self, tmpdir, config_text="{}\n", server_args=(), rng=None, server_bin=None):
         self.tmpdir = str(tmpdir)
         self.rng = rng or random.Random()
-        self.upstream = harness.Server(tmpdir, server_args, name="upstream")
+        self.server_bin = server_bin or harness.SERVER_BIN
+        self.upstream = harness.Server(tmpdir, server_args, name="upstream", binary=self.server_bin)
         self.fsync = harness.FsyncControl(tmpdir, harness.fsync_shim(tmpdir))
         self.proxy = harness.Proxy(tmpdir, self.upstream.port, "always",
                                    config_text=config_text, env=self.fsync.env)

@@ -3,15 +3,20 @@ were acknowledged while the upstream, the proxy, both, or the machine
 (power loss) crash; after each round every acknowledged write must be
 present, nothing never attempted may appear, counters must lie between
 acknowledged and attempted, and multi-key operations (a Lua script,
-MULTI/EXEC) must be all-or-nothing.
+MULTI/EXEC) must be all-or-nothing.  Against Valkey 9.0 or later one more
+writer sets hash fields with a TTL (HSETEX, and HSET + HEXPIRE): every
+acknowledged field must come back with its value and a TTL.
 
-    h = CrashHarness(tmpdir, seed=1)
+    h = CrashHarness(tmpdir, seed=1)            # server: DP_SERVER_BIN
+    h = CrashHarness(tmpdir, server_bin=path)   # or a given binary
     h.run(rounds=4)          # raises AssertionError naming the violation
     h.totals()               # dict of counts for a report
 
 Used by tests/integration/test_recovery_crash.py (short) and
 tests/crash/soak.py (hundreds of kills).
 """
+import http.client
+import json
 import os
 import random
 import socket
@@ -25,6 +30,16 @@ import cluster  # noqa: E402
 from cluster import harness  # noqa: E402
 
 FAULTS = ("upstream", "proxy", "both", "power_loss")
+
+# Hash field TTLs live this long: far beyond any run, so a field acknowledged
+# with a TTL must still have one when checked.
+HFE_TTL_S = 86400
+
+
+def server_has_hash_field_ttl(binary):
+    """Hash field expiry (HSETEX, HEXPIRE, HTTL) came with Valkey 9.0."""
+    name, version = harness.server_version(binary)
+    return name == "valkey" and int(version.split(".")[0]) >= 9
 
 LUA = ("redis.call('INCR', KEYS[1]) "
        "return redis.call('RPUSH', KEYS[2], ARGV[1])")
@@ -56,6 +71,7 @@ class Writer(threading.Thread):
             "sadd": ["set:%d" % w],
             "lua": ["lua:c:%d" % w, "lua:l:%d" % w],
             "multi": ["multi:c:%d" % w, "multi:s:%d" % w],
+            "hfe": ["hfe:%d" % w],
         }[self.kind]
 
     def command(self, n):
@@ -72,6 +88,13 @@ class Writer(threading.Thread):
             return [("SADD", "set:%d" % w, n)]
         if self.kind == "lua":
             return [("EVAL", LUA, 2, "lua:c:%d" % w, "lua:l:%d" % w, n)]
+        if self.kind == "hfe":
+            # Even: one HSETEX; odd: HSET then HEXPIRE, pipelined (acknowledged
+            # only when both succeeded).
+            key, field = "hfe:%d" % w, "f%d" % n
+            if n % 2 == 0:
+                return [("HSETEX", key, "EX", HFE_TTL_S, "FIELDS", 1, field, n)]
+            return [("HSET", key, field, n), ("HEXPIRE", key, HFE_TTL_S, "FIELDS", 1, field)]
         return [("MULTI",), ("INCR", "multi:c:%d" % w), ("SADD", "multi:s:%d" % w, n), ("EXEC",)]
 
     def ok(self, replies):
@@ -80,6 +103,9 @@ class Writer(threading.Thread):
             return False
         if self.kind == "multi":
             return isinstance(last, list) and len(last) == 2
+        if self.kind == "hfe":
+            # HSETEX answers 1 when it set the fields; HEXPIRE [1] per field.
+            return last == 1 or last == [1]
         return last is not None
 
     def _connect(self):
@@ -168,6 +194,22 @@ def check_writer(w, c):
         if any(f != v for f, v in fields.items()):
             bad.append("%s: field and value differ" % k[0])
         members(k[0], fields)
+    elif w.kind == "hfe":
+        h = c.call("HGETALL", k[0])
+        fields = {int(h[i][1:]): int(h[i + 1]) for i in range(0, len(h), 2)}
+        if any(f != v for f, v in fields.items()):
+            bad.append("%s: field and value differ" % k[0])
+        members(k[0], fields)
+        # Every acknowledged field still has a TTL (HTTL: -1 = none, -2 = no
+        # such field); unacknowledged ones may lack it (HSET without HEXPIRE).
+        acked = sorted(ack & set(fields))
+        for i in range(0, len(acked), 500):
+            part = acked[i:i + 500]
+            ttls = c.call("HTTL", k[0], "FIELDS", len(part), *["f%d" % n for n in part])
+            lost = [n for n, t in zip(part, ttls) if not 0 < t <= HFE_TTL_S]
+            if lost:
+                bad.append("%s: %d acknowledged fields without their TTL, e.g. %s (HTTL %s)" % (
+                    k[0], len(lost), lost[:5], [t for n, t in zip(part, ttls) if n in lost[:5]]))
     elif w.kind == "sadd":
         members(k[0], _ints(c.call("SMEMBERS", k[0])))
     elif w.kind == "lua":
@@ -192,17 +234,22 @@ def check_writer(w, c):
 class CrashHarness:
     KINDS = ("incr", "rpush", "set", "hset", "sadd", "lua", "multi")
 
-    def __init__(self, tmpdir, seed=None, writers_per_kind=1, config_text="{}\n", log=None):
+    def __init__(self, tmpdir, seed=None, writers_per_kind=1, config_text="{}\n", log=None,
+                 server_bin=None):
         self.rng = random.Random(seed)
-        self.cluster = cluster.Cluster(tmpdir, config_text=config_text, rng=self.rng)
+        self.server_bin = server_bin or harness.SERVER_BIN
+        self.kinds = self.KINDS + (("hfe",) if server_has_hash_field_ttl(self.server_bin) else ())
+        self.cluster = cluster.Cluster(tmpdir, config_text=config_text, rng=self.rng,
+                                       server_bin=self.server_bin)
         self.writers = []
         wid = 0
-        for kind in self.KINDS:
+        for kind in self.kinds:
             for _ in range(writers_per_kind):
                 self.writers.append(Writer(kind, wid, self.cluster.addr))
                 wid += 1
         self.faults = {f: 0 for f in FAULTS}
         self.rounds = 0
+        self.checkpoints = 0
         self.recovery_seconds = []
         self.log = log or (lambda msg: None)
 
@@ -238,6 +285,37 @@ class CrashHarness:
         self.recovery_seconds.append(time.monotonic() - t0)
         self.faults[kind] += 1
 
+    def checkpoint(self, timeout=120):
+        """A checkpoint under the writers' load (a full sync of everything
+        written so far: with hash field TTLs among the data on Valkey 9),
+        waited for; the next restore starts from it."""
+        def checkpointer():
+            code, body = self.cluster.proxy.admin_get("/status")
+            return json.loads(body).get("checkpointer", {})
+        before = checkpointer()
+        c = http.client.HTTPConnection("127.0.0.1", self.cluster.proxy.admin_port, timeout=10)
+        try:
+            c.request("POST", "/checkpoint", body=b"")
+            r = c.getresponse()
+            body = r.read().decode("utf-8", "replace")
+        finally:
+            c.close()
+        if r.status not in (200, 202):
+            raise AssertionError("POST /checkpoint answered %d: %s" % (r.status, body))
+
+        def done():
+            now = checkpointer()
+            if now.get("failed", 0) > before.get("failed", 0):
+                log = self.cluster.upstream.describe().splitlines()
+                raise AssertionError("checkpoint failed (server %s): %s\nupstream log tail:\n%s" % (
+                    harness.server_label(self.server_bin), now.get("last_error"),
+                    "\n".join(log[-8:])))
+            return now.get("completed", 0) > before.get("completed", 0) and not now.get("running")
+        harness.wait_until(done, timeout, "the checkpoint to complete", interval=0.05,
+                           state=checkpointer)
+        self.checkpoints += 1
+        self.cluster.events.append("checkpoint")
+
     def _restores(self):
         code, body = self.cluster.proxy.admin_get("/metrics")
         for line in body.splitlines():
@@ -245,14 +323,19 @@ class CrashHarness:
                 return float(line.split()[1])
         return 0
 
-    def run(self, rounds, run_seconds=(0.3, 1.0), faults=FAULTS, verify_every=1):
-        """rounds of: let the writers run, inject a fault, wait for the proxy
-        to serve again; verify (with the writers paused) every verify_every
-        rounds and at the end."""
+    def run(self, rounds, run_seconds=(0.3, 1.0), faults=FAULTS, verify_every=1,
+            checkpoint_every=3):
+        """rounds of: let the writers run, (every checkpoint_every rounds, from
+        the second on: take a checkpoint and let them run on), inject a
+        fault, wait for the proxy to serve again; verify (with the writers
+        paused) every verify_every rounds and at the end."""
         self.start_writers()
         try:
             for i in range(rounds):
                 time.sleep(self.rng.uniform(*run_seconds))
+                if checkpoint_every and i % checkpoint_every == 1:
+                    self.checkpoint()
+                    time.sleep(self.rng.uniform(*run_seconds))
                 kind = faults[i % len(faults)] if i < len(faults) else self.rng.choice(faults)
                 self.fault(kind)
                 self.rounds += 1
@@ -283,7 +366,9 @@ class CrashHarness:
             for k, v in w.errors.items():
                 errors[k] = errors.get(k, 0) + v
         rs = sorted(self.recovery_seconds)
-        return {"rounds": self.rounds, "faults": dict(self.faults), "attempted": att,
+        return {"server": harness.server_label(self.server_bin), "kinds": list(self.kinds),
+                "rounds": self.rounds, "checkpoints": self.checkpoints,
+                "faults": dict(self.faults), "attempted": att,
                 "acknowledged": ack, "errors": errors,
                 "recovery_p50_s": rs[len(rs) // 2] if rs else 0,
                 "recovery_max_s": rs[-1] if rs else 0}

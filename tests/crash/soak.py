@@ -3,9 +3,11 @@ loss) under writer load, checking after every `--verify-every` rounds that
 no acknowledged write was lost; prints the totals.  Optionally also the
 1M-key restore comparison (--big-keys).
 
-    tests/crash/soak.sh [rounds] [--seed N] [--big-keys 1000000]
+    tests/crash/soak.sh [rounds] [--seed N] [--big-keys 1000000] [--server BIN]
 
-Environment: DP_BINARY (default <repo>/build/durable-proxy)."""
+Environment: DP_BINARY (default <repo>/build/durable-proxy); DP_SERVER_BIN
+(the upstream server when --server is not given; default redis-server).
+Against Valkey 9.0+ the writers include hash fields with TTLs."""
 import argparse
 import json
 import os
@@ -22,8 +24,8 @@ import harness  # noqa: E402
 import recovery_util  # noqa: E402
 
 
-def big_restore(tmpdir, keys):
-    c = crash_harness.cluster.Cluster(tmpdir)
+def big_restore(tmpdir, keys, server_bin):
+    c = crash_harness.cluster.Cluster(tmpdir, server_bin=server_bin)
     try:
         t0 = time.monotonic()
         with harness.RespConn(c.addr, timeout=120) as conn:
@@ -58,14 +60,18 @@ def main():
     ap.add_argument("--verify-every", type=int, default=5)
     ap.add_argument("--writers-per-kind", type=int, default=2)
     ap.add_argument("--big-keys", type=int, default=0)
+    ap.add_argument("--server", default=harness.SERVER_BIN,
+                    help="upstream server binary (default DP_SERVER_BIN or redis-server)")
     args = ap.parse_args()
     seed = args.seed if args.seed is not None else int(time.time())
     tmp = tempfile.mkdtemp(prefix="dp-soak-")
-    print("soak: %d rounds, seed %d, dir %s" % (args.rounds, seed, tmp), flush=True)
+    print("soak: %d rounds, seed %d, server %s (%s), dir %s" % (
+        args.rounds, seed, harness.server_label(args.server), args.server, tmp), flush=True)
     os.makedirs(os.path.join(tmp, "crash"), exist_ok=True)
     h = crash_harness.CrashHarness(os.path.join(tmp, "crash"), seed=seed,
                                    writers_per_kind=args.writers_per_kind,
-                                   log=lambda m: print(m, flush=True))
+                                   log=lambda m: print(m, flush=True),
+                                   server_bin=args.server)
     ok = False
     try:
         h.run(args.rounds, verify_every=args.verify_every)
@@ -76,7 +82,7 @@ def main():
         print("soak totals:", json.dumps(totals, sort_keys=True), flush=True)
         print("soak result:", "PASS (no acknowledged write lost)" if ok else "FAIL", flush=True)
     if args.big_keys:
-        r = big_restore(os.path.join(tmp, "big"), args.big_keys)
+        r = big_restore(os.path.join(tmp, "big"), args.big_keys, args.server)
         print("big restore:", json.dumps(r), flush=True)
     shutil.rmtree(tmp, ignore_errors=True)  # kept only when something failed
     return 0 if ok else 1

@@ -30,11 +30,18 @@ def pytest_collection_modifyitems(config, items):
 def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
-    if report.when == "call":
-        report.sections.append(("upstream server", harness.server_label()))
     if report.failed:
+        # (Only on failure: with -rA a section on every passed test would
+        # triple the log; the session summary names the server once.)
+        report.sections.append(("upstream server", harness.server_label()))
         for p in list(harness.LIVE):
             report.sections.append(("output of " + p.name, p.describe()))
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    # Printed even with -q (the header is not): ctest's --output-on-failure
+    # and the pass logs both show which server the run was against.
+    terminalreporter.write_line("upstream server: %s (%s)" % (harness.server_label(), harness.SERVER_BIN))
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -146,8 +146,9 @@ class Server(_Process):
     """The upstream server (SERVER_BIN: redis-server or valkey-server) with
     persistence off, output in tmpdir/<name>-<port>/server.log."""
 
-    def __init__(self, tmpdir, extra_args=(), name="redis"):
+    def __init__(self, tmpdir, extra_args=(), name="redis", binary=None):
         super().__init__()
+        self.binary = binary or SERVER_BIN
         self.tmpdir = str(tmpdir)
         self.extra_args = list(extra_args)
         self.name = name
@@ -160,7 +161,7 @@ class Server(_Process):
             workdir = os.path.join(self.tmpdir, "%s-%d" % (self.name, self.port))
             os.makedirs(workdir, exist_ok=True)
             self.log_path = os.path.join(workdir, "server.log")
-            args = [SERVER_BIN, "--port", str(self.port), "--bind", "127.0.0.1",
+            args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
                     "--save", "", "--appendonly", "no", "--dir", workdir,
                     "--daemonize", "no", "--logfile", "",
                     "--repl-diskless-sync", "yes", "--repl-diskless-sync-delay", "0",
@@ -181,7 +182,7 @@ class Server(_Process):
             LIVE.remove(self)
             if port is not None:
                 break
-        raise RuntimeError("%s did not start:\n%s" % (SERVER_BIN, self.describe()))
+        raise RuntimeError("%s did not start:\n%s" % (self.binary, self.describe()))
 
     @property
     def addr(self):

@@ -108,7 +108,7 @@ def directives(conf_text):
 
 
 class ConfServer(harness.Server):
-    """redis-server started from a config file (the harness's own settings
+    """The upstream server (DP_SERVER_BIN) started from a config file (the harness's own settings
     would hide what the file sets): `conf` + `extra` lines, on a free port."""
 
     def __init__(self, tmpdir, conf_text, extra_args=()):
@@ -123,16 +123,16 @@ class ConfServer(harness.Server):
         with open(conf, "w") as f:
             f.write(self.conf_text)
         self.log_path = os.path.join(workdir, "server.log")
-        args = ["redis-server", conf, "--port", str(self.port), "--dir", workdir,
+        args = [self.binary, conf, "--port", str(self.port), "--dir", workdir,
                 "--daemonize", "no", "--logfile", ""] + self.extra_args
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         log.close()
         harness.LIVE.append(self)
         harness.wait_until(lambda: harness.port_accepts(self.port) or not self.alive(), 10,
-                           "redis-server with %s" % conf)
+                           "%s with %s" % (self.binary, conf))
         if not self.alive():
-            raise RuntimeError("redis-server refused the config:\n" + self.describe())
+            raise RuntimeError("%s refused the config:\n%s" % (self.binary, self.describe()))
 
 
 def config_get(conn, name):

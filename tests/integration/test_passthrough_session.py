@@ -21,10 +21,15 @@ def test_hello_switches_protocol_and_bad_version_changes_nothing(target, referen
 
 def test_hello_with_auth_and_setname(target, reference):
     setup = ["ACL", "SETUSER", "it-hello", "on", ">pw", "~*", "+@all"]
-    steps = [[setup, ["HELLO", "3", "AUTH", "it-hello", "wrong"], ["GET", "x"],
+    # The ACL SETUSER in a step of its own: Valkey 8.0.1 and 8.1.1 send no
+    # reply at all to a failed HELLO AUTH pipelined behind ACL SETUSER on
+    # the same connection (9.1.2 and Redis 7.0 do); direct and through the
+    # proxy alike, so the test would prove nothing about the proxy there.
+    steps = [[setup], [["HELLO", "3", "AUTH", "it-hello", "wrong"], ["GET", "x"],
               ["HELLO", "3", "AUTH", "it-hello", "pw", "SETNAME", "it-hello"],
               ["CLIENT", "GETNAME"], ["ACL", "WHOAMI"], ["GET", "x"]]]
     got = compare(target.addr, reference.addr, steps, exact=False)
+    assert len(got) == 7, got
     assert isinstance(got[1][1], Error) and got[1][1].startswith("WRONGPASS")
     assert got[2][0] == b"$-1\r\n"             # the failed HELLO changed nothing
     assert got[4][1] == b"it-hello" and got[5][1] == b"it-hello"
@@ -35,8 +40,8 @@ def test_hello_with_auth_and_setname(target, reference):
 
 def test_auth_with_acl_user_and_wrong_password(target, reference):
     setup = ["ACL", "SETUSER", "it-user", "on", ">secret", "~*", "+@all"]
-    steps = [[setup, ["AUTH", "it-user", "bad"], ["AUTH", "it-user", "secret"],
-              ["ACL", "WHOAMI"], ["AUTH", "onlypassword"], ["ACL", "WHOAMI"]]]
+    steps = [[setup], [["AUTH", "it-user", "bad"], ["AUTH", "it-user", "secret"],
+              ["ACL", "WHOAMI"], ["AUTH", "onlypassword"], ["ACL", "WHOAMI"]]]  # (see above)
     got = compare(target.addr, reference.addr, steps)
     assert got[3][1] == b"it-user"
     with target.direct() as d:
