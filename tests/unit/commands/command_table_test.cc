@@ -8,6 +8,7 @@
 #include <string>
 
 #include "proxy/commands/command_table.h"
+#include "proxy/commands/monitor_line.h"
 
 using namespace dp::commands;
 
@@ -441,4 +442,18 @@ TEST_CASE("a server without key specs falls back to first/last/step and guards m
   CHECK(zu.c.db_wide);
   Call zi(*t, {"ZINTER", "1", "a"});
   CHECK(zi.c.kind == Kind::keyspace_read);
+}
+
+TEST_CASE("MONITOR lines: a write's line is held, the proxy's own ROLE and reads are not") {
+  const CommandTable& t = redis7();
+  CHECK(monitor_line_needs_hold(t, "+1700000000.123456 [0 127.0.0.1:5000] \"set\" \"k\" \"v\"\r\n"));
+  CHECK(monitor_line_needs_hold(t, "+1700000000.123456 [0 lua] \"set\" \"k\" \"a \\\"q\\\" b\"\r\n"));
+  CHECK(monitor_line_needs_hold(t, "+1700000000.123456 [3 127.0.0.1:5000] \"exec\"\r\n"));
+  CHECK_FALSE(monitor_line_needs_hold(t, "+1700000000.123456 [0 127.0.0.1:5000] \"role\"\r\n"));
+  CHECK_FALSE(monitor_line_needs_hold(t, "+1700000000.123456 [0 127.0.0.1:5000] \"ROLE\"\r\n"));
+  CHECK_FALSE(monitor_line_needs_hold(t, "+1700000000.123456 [0 127.0.0.1:5000] \"get\" \"k\\x00\"\r\n"));
+  CHECK_FALSE(monitor_line_needs_hold(t, "+1700000000.123456 [0 127.0.0.1:5000] \"ping\"\r\n"));
+  // Unreadable lines are held.
+  CHECK(monitor_line_needs_hold(t, "+1700000000.123456 [0 127.0.0.1:5000] \"get\r\n"));
+  CHECK(monitor_line_needs_hold(t, "+OK\r\n"));
 }
