@@ -741,7 +741,8 @@ void Session::release() {
       if (h.probe > failed) break;
       // Not durable in time (or the log failed): never release it as success.
       std::string line;
-      resp::append_error(&line, "ERR durable-proxy: reply withheld, write not durable: " + fail_reason_);
+      resp::append_error(&line, "ERR durable-proxy: reply withheld, write not durable: " +
+                                    (fail_reason_.empty() ? ctx_->gate->fail_reason() : fail_reason_));
       if (h.len > 0) out_.append(line);
       count_release(ctx_->metrics, h.kind, h.since_ns, true, ctx_->log_failed);
     } else {
