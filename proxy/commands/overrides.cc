@@ -64,8 +64,13 @@ constexpr std::array kOverrides = {
     forced("script|load", K::write, D::none), forced("script|flush", K::write, D::none),
     forced("function|load", K::write, D::none), forced("function|delete", K::write, D::none),
     forced("function|flush", K::write, D::none), forced("function|restore", K::write, D::none),
-    // DEBUG RELOAD / POPULATE / SET-ACTIVE-EXPIRE... change the dataset.
-    forced("debug", K::write, D::whole_db),
+    // Writes whose reach is unknown make every db pending (issue 11 class
+    // 2): DEBUG RELOAD / POPULATE / SET-ACTIVE-EXPIRE... change the dataset;
+    // CONFIG SET maxmemory evicts, others (lazyfree, active expiry, hz...)
+    // change when and how keys go.  CONFIG SET's reply then also waits for
+    // every write before it.
+    forced("debug", K::write, D::all_dbs),
+    forced("config|set", K::write, D::all_dbs),
 
     // Reads that see the whole keyspace (or function state) with no keys.
     forced("keys", K::keyspace_read), forced("scan", K::keyspace_read),
@@ -159,8 +164,8 @@ void finalize(CommandInfo* info, const TableOptions& opts, bool from_reply) {
   } else if (has_flag(*info, kReadonly)) {
     info->kind = keys_unknowable || keyless ? Kind::keyspace_read : Kind::read;
   } else if (has_flag(*info, kModule)) {
-    info->kind = Kind::write;  // a module command that declares nothing
-    info->db_effect = DbEffect::whole_db;
+    info->kind = Kind::write;  // a module command that declares nothing: any db
+    info->db_effect = DbEffect::all_dbs;
   } else {
     info->kind = Kind::other;
   }
@@ -174,7 +179,9 @@ void finalize(CommandInfo* info, const TableOptions& opts, bool from_reply) {
     if (ov->force_db_effect) info->db_effect = ov->db_effect;
     if (ov->script) {
       bool trusted = opts.trust_script_keys && info->use_key_specs;
-      if (info->kind == Kind::write) info->db_effect = trusted ? DbEffect::keys : DbEffect::whole_db;
+      // An untrusted script may SELECT, MOVE, SWAPDB or FLUSHALL: its reach
+      // is every db, not the one it runs in.
+      if (info->kind == Kind::write) info->db_effect = trusted ? DbEffect::keys : DbEffect::all_dbs;
       if (info->kind == Kind::read && !trusted) info->kind = Kind::keyspace_read;
     }
   }
