@@ -11,6 +11,15 @@ namespace dp::commands {
 
 struct CommandInfo;
 
+// The function libraries are server-wide state, not keys, but reads of them
+// must wait for their changes like reads of a key: FUNCTION LOAD / DELETE /
+// FLUSH / RESTORE name this pseudo key as written, FCALL_RO as read (its
+// other keys are only those it declares).  The pending-key table keeps it
+// in one place whatever db it is named in (gate/pending_keys.h).  A user key
+// with the same bytes would only share its pending state.
+inline constexpr char kFunctionLibrariesKeyBytes[] = "\0durable-proxy:function-libraries";
+inline constexpr std::string_view kFunctionLibrariesKey{kFunctionLibrariesKeyBytes, sizeof kFunctionLibrariesKeyBytes - 1};
+
 // Commands whose connection-level effect the session tracks itself.
 enum class Special : uint8_t {
   none,

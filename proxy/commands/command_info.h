@@ -76,6 +76,7 @@ struct CommandInfo {
   DbEffect db_effect = DbEffect::keys;
   bool blocking = false;
   bool use_key_specs = false;  // else first_key/last_key/step
+  bool function_libraries = false;  // also names kFunctionLibrariesKey
 
   struct NameHash {
     using is_transparent = void;

@@ -141,6 +141,7 @@ void CommandTable::classify(const std::vector<std::string_view>& args, Classific
       keys_from_range(info->first_key, info->last_key, info->step, args, &out->keys);
   }
   apply_handler(info->handler, args, out);
+  if (info->function_libraries) out->keys.push_back(kFunctionLibrariesKey);
 
   if (!arity_ok(info->arity, args.size())) {
     // The server rejects it without running it; a write is the answer that

@@ -25,6 +25,10 @@ constexpr Override handled(std::string_view name, H handler, K kind, D db = D::k
 constexpr Override script(std::string_view name, S special, K kind) {
   return Override{.name = name, .special = special, .force_kind = true, .kind = kind, .script = true};
 }
+constexpr Override libraries(Override o) {
+  o.function_libraries = true;
+  return o;
+}
 constexpr Override blocking(Override o) {
   o.blocking = true;
   return o;
@@ -55,15 +59,18 @@ constexpr std::array kOverrides = {
     script("eval", S::eval, K::write), script("evalsha", S::evalsha, K::write),
     script("fcall", S::fcall, K::write),
     script("eval_ro", S::eval_ro, K::read), script("evalsha_ro", S::evalsha_ro, K::read),
-    script("fcall_ro", S::fcall_ro, K::read),
+    libraries(script("fcall_ro", S::fcall_ro, K::read)),
     forced("pfcount", K::write),  // may rewrite the HLL's cached cardinality
     forced("publish", K::write, D::none), forced("spublish", K::write, D::none),
     // Valkey 8.0 made CLUSTER SETSLOT may_replicate (it reaches the replicas
     // through the stream); on 7.x it is an admin command that changes no key.
     forced("cluster|setslot", K::write, D::none),
     forced("script|load", K::write, D::none), forced("script|flush", K::write, D::none),
-    forced("function|load", K::write, D::none), forced("function|delete", K::write, D::none),
-    forced("function|flush", K::write, D::none), forced("function|restore", K::write, D::none),
+    // FUNCTION changes name the libraries' pseudo key, no real key.
+    libraries(forced("function|load", K::write, D::none)),
+    libraries(forced("function|delete", K::write, D::none)),
+    libraries(forced("function|flush", K::write, D::none)),
+    libraries(forced("function|restore", K::write, D::none)),
     // Writes whose reach is unknown make every db pending (issue 11 class
     // 2): DEBUG RELOAD / POPULATE / SET-ACTIVE-EXPIRE... change the dataset;
     // CONFIG SET maxmemory evicts, others (lazyfree, active expiry, hz...)
@@ -136,6 +143,7 @@ void finalize(CommandInfo* info, const TableOptions& opts, bool from_reply) {
     if (ov != nullptr) {
       info->special = ov->special;
       info->blocking = ov->blocking;
+      info->function_libraries = ov->function_libraries;
       if (ov->force_db_effect && ov->db_effect != DbEffect::keys) info->db_effect = ov->db_effect;
       bool keeps_handler = ov->handler == Handler::swapdb || ov->handler == Handler::move ||
                            ov->handler == Handler::copy || ov->handler == Handler::xread ||
@@ -174,6 +182,7 @@ void finalize(CommandInfo* info, const TableOptions& opts, bool from_reply) {
   if (ov != nullptr) {
     info->special = ov->special;
     info->handler = ov->handler;
+    info->function_libraries = ov->function_libraries;
     info->blocking = info->blocking || ov->blocking;
     if (ov->force_kind) info->kind = ov->kind;
     if (ov->force_db_effect) info->db_effect = ov->db_effect;

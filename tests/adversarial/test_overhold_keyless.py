@@ -5,7 +5,7 @@ what the command did change stays held (FUNCTION LIST / STATS, FCALL)."""
 import pytest
 
 import harness
-from durability_util import durable, reset, held, PROMPT_S  # noqa: F401  (fixture)
+from durability_util import durable, fresh_durable, reset, held, PROMPT_S  # noqa: F401  (fixtures)
 
 LIB = "#!lua name=advover\nredis.register_function('advo', function() return 7 end)"
 
@@ -58,3 +58,29 @@ def test_function_load_still_holds_what_it_changed(durable):  # noqa: F811
         assert w.read_frame(timeout=harness.scaled(5))[1] == b"advover"
         assert len(r1.read_frame(timeout=harness.scaled(5))[1]) == 1
         assert r2.read_frame(timeout=harness.scaled(5))[1] == 7
+
+
+def test_trusted_fcall_ro_waits_for_its_librarys_load(fresh_durable):  # noqa: F811
+    """With durability.trust_script_keys an FCALL_RO waits only for its
+    declared keys, and for the function libraries: it must not run a library
+    whose FUNCTION LOAD is not yet durable (nor hold reads of other keys)."""
+    d = fresh_durable(config_text="durability:\n  trust_script_keys: true\n")
+    lib = ("#!lua name=advro\nredis.register_function{function_name='advro', "
+           "callback=function() return 5 end, flags={'no-writes'}}")
+    with d.conn() as w, d.conn() as r, d.conn() as g, d.direct() as up:
+        up.call("SELECT", "2")
+        up.call("SET", "adv:other", "o")
+        assert g.call("SELECT", "2") == "OK"
+        assert r.call("SELECT", "2") == "OK"
+        d.settle()
+        d.ctl.block()
+        w.send_cmd("FUNCTION", "LOAD", lib)
+        harness.wait_until(lambda: len(up.call("FUNCTION", "LIST")) == 1, 5, "the library loaded")
+        r.send_cmd("FCALL_RO", "advro", "0")
+        assert held(r), "FCALL_RO ran a library whose FUNCTION LOAD is not durable"
+        g.send_cmd("GET", "adv:other")
+        assert not held(g, PROMPT_S), "GET of an unrelated key held behind FUNCTION LOAD"
+        assert g.read_frame(timeout=1)[1] == b"o"
+        d.ctl.unblock()
+        assert w.read_frame(timeout=harness.scaled(5))[1] == b"advro"
+        assert r.read_frame(timeout=harness.scaled(5))[1] == 5

@@ -481,3 +481,17 @@ TEST_CASE("writes whose reach is unknown make every db pending (scripts, unknown
   CHECK(e.keys() == Keys{"k"});
   CHECK(monitor_line_needs_hold(t, "+1700000000.123456 [0 127.0.0.1:5000] \"config\" \"set\" \"maxmemory\" \"1\"\r\n"));
 }
+
+TEST_CASE("FUNCTION changes write, and FCALL_RO reads, the function libraries' pseudo key") {
+  TableOptions trust;
+  trust.trust_script_keys = true;
+  auto t = load(trust);
+  Call load_fn(*t, {"FUNCTION", "LOAD", "#!lua name=x\n"});
+  CHECK(load_fn.c.kind == Kind::write);
+  CHECK_FALSE(load_fn.c.db_wide);
+  CHECK(load_fn.keys() == Keys{std::string(kFunctionLibrariesKey)});
+  Call ro(*t, {"FCALL_RO", "f", "1", "k"});
+  CHECK(ro.c.kind == Kind::read);
+  CHECK(ro.keys() == Keys{"k", std::string(kFunctionLibrariesKey)});
+  CHECK(Call(*t, {"PUBLISH", "ch", "m"}).keys().empty());
+}
