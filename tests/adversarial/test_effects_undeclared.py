@@ -99,3 +99,23 @@ def test_flushall_async_makes_every_db_pending(durable):  # noqa: F811
         assert r.call("SELECT", "3") == "OK"
         ok, got, _ = run_in_one_turn(durable, w, r, up, ("FLUSHALL", "ASYNC"), ("GET", "adv:fa"))
         assert ok, "GET in db 3 answered %r before FLUSHALL ASYNC was durable" % (got,)
+
+
+def test_eviction_by_config_set_maxmemory_is_held(durable):  # noqa: F811
+    """CONFIG SET maxmemory evicts (at once on redis 7.0, from the next event
+    loop turn on Valkey 9): a read that runs right behind it, in the same
+    server turn, must not show a key gone before its UNLINK is durable."""
+    reset(durable)
+    with durable.conn() as c, durable.conn() as r, durable.direct() as up:
+        pipe = b"".join(harness.encode("SET", "adv:ev:%d" % i, "x" * 100) for i in range(2000))
+        up.send(pipe)
+        up.read_frames(2000)
+        up.call("CONFIG", "SET", "maxmemory-policy", "allkeys-random")
+        try:
+            ok, got, _ = run_in_one_turn(durable, c, r, up, ("CONFIG", "SET", "maxmemory", "1"),
+                                         ("EXISTS", "adv:ev:7"))
+            assert int(up.call("DBSIZE")) < 2000, "nothing was evicted"
+            assert ok, "EXISTS answered %r before the evictions were durable" % (got,)
+        finally:
+            up.call("CONFIG", "SET", "maxmemory", "0")
+            up.call("CONFIG", "SET", "maxmemory-policy", "noeviction")
