@@ -123,8 +123,8 @@ const CommandInfo* CommandTable::lookup(const std::vector<std::string_view>& arg
 void CommandTable::classify(const std::vector<std::string_view>& args, Classification* out) const {
   out->reset();
   const CommandInfo* info = lookup(args);
-  if (info == nullptr) {  // unknown command or subcommand: may write anything in this db
-    out->db_wide = true;
+  if (info == nullptr) {  // unknown command or subcommand: may write anything, in any db
+    out->db_wide = out->all_dbs = true;
     return;
   }
   out->info = info;
@@ -141,6 +141,7 @@ void CommandTable::classify(const std::vector<std::string_view>& args, Classific
       keys_from_range(info->first_key, info->last_key, info->step, args, &out->keys);
   }
   apply_handler(info->handler, args, out);
+  if (info->function_libraries) out->keys.push_back(kFunctionLibrariesKey);
 
   if (!arity_ok(info->arity, args.size())) {
     // The server rejects it without running it; a write is the answer that

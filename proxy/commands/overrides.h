@@ -24,6 +24,7 @@ struct Override {
   bool blocking = false;
   Kind builtin_kind = Kind::write;  // kind in the built-in table when not forced
   bool script = false;              // EVAL/FCALL family: depends on trust_script_keys
+  bool function_libraries = false;  // names kFunctionLibrariesKey (classification.h)
 };
 
 // nullptr when the proxy has nothing to add for this lower-case name.

@@ -4,6 +4,11 @@
 
 namespace dp::gate {
 
+namespace {
+// The function libraries are one server-wide pseudo key (classification.h).
+int key_db(int db, std::string_view key) { return key == commands::kFunctionLibrariesKey ? 0 : db; }
+}  // namespace
+
 PendingKeys::KeyMap& PendingKeys::db_keys(int db) {
   if (static_cast<size_t>(db) >= key_maps_.size()) key_maps_.resize(db + 1);
   return key_maps_[db];
@@ -20,6 +25,7 @@ PendingKeys::Mark& PendingKeys::db_mark(int db) {
 }
 
 void PendingKeys::mark_key(Token* t, int db, std::string_view key) {
+  db = key_db(db, key);
   if (db < 0 || db >= kMaxDb) return mark_all(t);
   KeyMap& m = db_keys(db);
   auto it = m.find(key);
@@ -82,6 +88,7 @@ void PendingKeys::abandon(Token&& t) {
 
 void PendingKeys::stream_key(int db, std::string_view key, uint64_t offset) {
   if (offset <= durable_) return;
+  db = key_db(db, key);
   if (db < 0 || db >= kMaxDb) return stream_all(offset);
   KeyMap& m = db_keys(db);
   auto it = m.find(key);
@@ -108,6 +115,7 @@ void PendingKeys::stream_all(uint64_t offset) {
 }
 
 bool PendingKeys::key_pending(int db, std::string_view key) const {
+  db = key_db(db, key);
   if (all_.busy(durable_)) return true;
   if (db < 0 || db >= kMaxDb) return true;
   size_t d = static_cast<size_t>(db);
@@ -118,6 +126,7 @@ bool PendingKeys::key_pending(int db, std::string_view key) const {
 }
 
 uint64_t PendingKeys::key_wait(int db, std::string_view key) const {
+  db = key_db(db, key);
   uint64_t need = 0;
   auto add = [&](const Mark& m) {
     if (!m.busy(durable_)) return;

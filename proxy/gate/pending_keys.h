@@ -9,7 +9,8 @@
 //    through the proxy, expiry, script effects): marked at their offset.
 // A key is pending while it has unresolved marks or a mark above the durable
 // offset.  A db-wide or all-dbs mark makes every key of that db (or of every
-// db) pending.  Cleanup work is proportional to what becomes durable.
+// db) pending.  commands::kFunctionLibrariesKey is server-wide: named in any
+// db, it is kept (and looked up) in db 0.  Cleanup work is proportional to what becomes durable.
 //
 // Loop thread only.
 #pragma once
@@ -21,6 +22,8 @@
 #include <unordered_map>
 #include <utility>
 #include <vector>
+
+#include "proxy/commands/classification.h"
 
 namespace dp::gate {
 

@@ -162,3 +162,18 @@ TEST_CASE("key_wait: db-wide and all-db marks count for every key") {
   pk.durable(90);
   CHECK(pk.key_wait(1, "k") == 0);
 }
+
+TEST_CASE("the function libraries' pseudo key is server-wide: marked in one db, pending in every db") {
+  dp::gate::PendingKeys pk;
+  dp::gate::Token t;
+  pk.mark_key(&t, 3, dp::commands::kFunctionLibrariesKey);
+  CHECK(pk.key_pending(0, dp::commands::kFunctionLibrariesKey));
+  CHECK(pk.key_pending(7, dp::commands::kFunctionLibrariesKey));
+  CHECK_FALSE(pk.key_pending(3, "k"));
+  pk.resolve(std::move(t), 10);
+  pk.stream_key(5, dp::commands::kFunctionLibrariesKey, 20);
+  CHECK(pk.key_wait(1, dp::commands::kFunctionLibrariesKey) == 20);
+  pk.durable(20);
+  CHECK_FALSE(pk.key_pending(5, dp::commands::kFunctionLibrariesKey));
+  CHECK(pk.empty());
+}
