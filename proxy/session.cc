@@ -33,6 +33,23 @@ bool parse_int(std::string_view s, long long* out) {
   return r.ec == std::errc() && r.ptr == s.data() + s.size();
 }
 
+// A db index as the server reads it (string2ll and an int range): an
+// optional '-', digits, no leading zero, no '+', no spaces, no "-0".
+// kDbUnknown when it is not one or not a db the proxy can track; the db
+// itself is taken only from the server's +OK.
+int parse_db_index(std::string_view s) {
+  constexpr int kUnknown = -1;
+  if (s.empty() || s.size() > 10) return kUnknown;
+  if (s[0] == '-') return kUnknown;  // negative (or "-0"): never a db
+  if (s.size() > 1 && s[0] == '0') return kUnknown;
+  long long v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return kUnknown;
+    v = v * 10 + (c - '0');
+  }
+  return v < gate::PendingKeys::kMaxDb ? static_cast<int>(v) : kUnknown;
+}
+
 bool is_pubsub_confirmation(std::string_view kind) {
   return iequals(kind, "subscribe") || iequals(kind, "psubscribe") || iequals(kind, "ssubscribe") ||
          iequals(kind, "unsubscribe") || iequals(kind, "punsubscribe") || iequals(kind, "sunsubscribe");
@@ -112,6 +129,7 @@ void Session::upstream_unreachable(const char* cause) {
   tokens_.clear();
   if (ctx_->gate && !multi_token_.empty()) ctx_->gate->pending().abandon(std::move(multi_token_));
   expects_.clear();
+  exec_selects_.clear();
   local_.clear();
   read_keys_.clear();
   up_out_.clear();
@@ -385,14 +403,17 @@ void Session::handle_request(std::string_view bytes) {
       forward(bytes);
       expects_.push_back(e);
       return take_local_expects();  // at the front already: the upstream's bytes are raw from now on
-    case Special::select: {
-      long long n = 0;
-      e.arg = db_;
-      if (parse_int(args.size() > 1 ? args[1] : std::string_view(), &n) && n >= 0 &&
-          n < gate::PendingKeys::kMaxDb)
-        db_ = static_cast<int>(n);
+    case Special::select:
+      e.arg = args.size() == 2 ? parse_db_index(args[1]) : kDbUnknown;
       break;
-    }
+    case Special::reset:
+      // RESET runs at once, even inside MULTI: what follows it is not queued
+      // and gets its replies whatever CLIENT REPLY said.
+      if (in_multi_ && durable) ctx_->gate->pending().abandon(std::move(multi_token_));
+      multi_token_ = gate::Token{};
+      end_multi();
+      reply_mode_ = ReplyMode::on;
+      break;
     case Special::hello: {
       long long v = 0;
       if (args.size() > 1 && parse_int(args[1], &v)) e.arg = static_cast<int>(v);
@@ -409,28 +430,50 @@ void Session::handle_request(std::string_view bytes) {
     return answer_locally(line);
   }
 
-  if (in_multi_ && cls_.special != Special::exec && cls_.special != Special::discard &&
-      cls_.special != Special::multi && cls_.special != Special::watch) {
+  const bool queued = in_multi_ && cls_.special != Special::exec && cls_.special != Special::discard &&
+                      cls_.special != Special::multi && cls_.special != Special::watch &&
+                      cls_.special != Special::reset && cls_.special != Special::quit;
+  // Until MULTI's +OK arrives the server may not be in a transaction (MULTI
+  // refused): a command sent behind it is held as if it ran at once too.
+  const bool surely_queued = queued && multi_answered_;
+  if (queued) {
     // Queued: the reply is +QUEUED (reveals nothing); EXEC carries the marks.
     if (durable && cls_.kind == Kind::write) mark_write(&multi_token_);
+    if (cls_.special == Special::select) {
+      multi_selects_.push_back(MultiSelect{multi_queued_, e.arg});
+      db_ = kDbUnknown;  // commands queued after it run in the db it picks
+      if (!surely_queued) e.db_change = true;
+    }
+    e.maybe_queued = !surely_queued;
+    if (is_pubsub_special(cls_.special)) multi_pubsub_ = true;
+    ++multi_queued_;
+  }
+  if (surely_queued) {
     e.kind = Kind::other;
+    e.special = Special::none;  // its effect, if any, comes with EXEC's reply
+    e.type = ExpectType::reply;
   } else if (cls_.special == Special::multi) {
     if (!in_multi_) {
       in_multi_ = true;
-      multi_db_ = e.arg = db_;
+      multi_answered_ = false;
+      e.arg = static_cast<int>(++multi_serial_);  // this MULTI opened the transaction
     }
     e.kind = Kind::other;
   } else if (cls_.special == Special::exec && in_multi_) {
-    in_multi_ = false;
     e.kind = Kind::write;
+    e.exec_pubsub = multi_pubsub_;
+    if (!multi_selects_.empty()) {
+      e.db_change = true;
+      exec_selects_.push_back(std::move(multi_selects_));
+    }
+    end_multi();
     if (durable) {
       tokens_.push_back(std::move(multi_token_));
       multi_token_ = gate::Token{};
       e.has_token = true;
     }
   } else if (cls_.special == Special::discard && in_multi_) {
-    in_multi_ = false;
-    db_ = multi_db_;
+    end_multi();
     if (durable) ctx_->gate->pending().abandon(std::move(multi_token_));
     multi_token_ = gate::Token{};
     e.kind = Kind::other;
@@ -448,6 +491,13 @@ void Session::handle_request(std::string_view bytes) {
     }
   }
 
+  if (!queued && (e.special == Special::select || e.special == Special::reset)) e.db_change = true;
+  if (e.db_change) {
+    // Until the server answers, the db of what follows is not known.
+    ++db_changes_;
+    db_ = kDbUnknown;
+  }
+
   if (reply_mode_ == ReplyMode::off) e.drop = true;
   else if (reply_mode_ == ReplyMode::skip_next) {
     e.drop = true;
@@ -457,15 +507,33 @@ void Session::handle_request(std::string_view bytes) {
   expects_.push_back(e);
 }
 
+void Session::end_multi() {
+  in_multi_ = false;
+  multi_queued_ = 0;
+  multi_pubsub_ = false;
+  multi_selects_.clear();
+  // SELECTs queued in a transaction that will not run change nothing.
+  if (db_changes_ == 0) db_ = confirmed_db_;
+}
+
+void Session::db_change_answered(int db) {
+  confirmed_db_ = db;
+  if (db_changes_ > 0 && --db_changes_ == 0 && multi_selects_.empty()) db_ = confirmed_db_;
+}
+
 void Session::consume_skip() {
   if (reply_mode_ == ReplyMode::skip_next) reply_mode_ = ReplyMode::on;
 }
 
 void Session::mark_write(gate::Token* t) {
   gate::PendingKeys& pk = ctx_->gate->pending();
-  for (std::string_view k : cls_.keys) pk.mark_key(t, db_, k);
+  if (db_ == kDbUnknown && (!cls_.keys.empty() || cls_.db_wide)) {
+    pk.mark_all(t);  // the db it runs in is not known: every db is pending
+  } else {
+    for (std::string_view k : cls_.keys) pk.mark_key(t, db_, k);
+    if (cls_.db_wide) pk.mark_db(t, db_);
+  }
   if (cls_.all_dbs) pk.mark_all(t);
-  if (cls_.db_wide) pk.mark_db(t, db_);
   if (cls_.other_db >= 0) pk.mark_db(t, cls_.other_db);
   if (cls_.other_db2 >= 0) pk.mark_db(t, cls_.other_db2);
 }
@@ -619,7 +687,9 @@ bool Session::read_needs_wait(const Expect& e) {
   // otherwise for a probe sent after this reply.
   gate::PendingKeys& pk = ctx_->gate->pending();
   const bool check = !pk.empty();
-  uint64_t need = check && e.nkeys == 0 && pk.db_pending(e.db) ? gate::PendingKeys::kUnknown : 0;
+  // A read in a db not known when it was forwarded waits if anything is pending.
+  uint64_t need = check && ((e.nkeys == 0 && pk.db_pending(e.db)) || e.db == kDbUnknown)
+                      ? gate::PendingKeys::kUnknown : 0;
   for (uint32_t i = 0; i < e.nkeys; ++i) {
     uint32_t len;
     std::memcpy(&len, read_keys_.data(), sizeof len);
@@ -634,36 +704,57 @@ bool Session::read_needs_wait(const Expect& e) {
 
 void Session::apply_reply_effects(const Expect& e, std::string_view frame, const resp::Frame& f) {
   bool error = f.is_error();
+  std::string_view text;
+  const bool queued = e.maybe_queued && f.type == '+' && resp::frame_scalar(frame, &text) && text == "QUEUED";
+  if (queued && e.special != Special::select) return;  // runs with EXEC
   switch (e.special) {
     case Special::select:
-      if (error) db_ = e.arg;
+      db_change_answered(error || queued ? confirmed_db_ : e.arg);
       break;
     case Special::hello:
       if (!error && e.arg > 0) resp_ = e.arg;
       break;
     case Special::reset:
+      db_change_answered(error ? confirmed_db_ : 0);
       if (!error) {
-        db_ = 0;
         resp_ = 2;
-        if (in_multi_ && ctx_->gate) ctx_->gate->pending().abandon(std::move(multi_token_));
-        multi_token_ = gate::Token{};
-        in_multi_ = false;
         subscribed_ = false;
         monitor_ = false;
-        reply_mode_ = ReplyMode::on;
       }
       break;
     case Special::monitor:
       if (!error) monitor_ = true;
       break;
     case Special::multi:
-      if (error && in_multi_ && e.arg == multi_db_) {
+      if (e.arg != 0 && in_multi_ && static_cast<uint32_t>(e.arg) == multi_serial_) {
+        multi_answered_ = true;
+        if (error) {  // no transaction: what was sent behind it ran (and was held) at once
+          if (ctx_->gate && !multi_token_.empty()) ctx_->gate->pending().abandon(std::move(multi_token_));
+          multi_token_ = gate::Token{};
+          end_multi();
+        }
+      }
+      break;
+    case Special::exec:
+      if (e.db_change) {
+        std::vector<MultiSelect> selects = std::move(exec_selects_.front());
+        exec_selects_.pop_front();
+        int db = confirmed_db_;
+        resp::FrameElements el;
+        if (f.type == '*' && e.exec_pubsub) {
+          db = kDbUnknown;  // pub/sub replies do not line up with the commands
+        } else if (f.type == '*' && resp::frame_elements(frame.substr(f.attr_length), SIZE_MAX, &el)) {
+          for (const MultiSelect& m : selects)
+            if (m.index < el.items.size() && el.types[m.index] == '+') db = m.db;
+        } else if (f.type == '*') {
+          db = kDbUnknown;
+        }
+        db_change_answered(db);
       }
       break;
     default:
       break;
   }
-  (void)frame;
 }
 
 void Session::take_local_expects() {
@@ -805,6 +896,7 @@ void Session::upstream_gone(const std::string& why) {
   // Commands that got no reply may have run: their marks wait for a probe.
   cover_outstanding();
   expects_.clear();
+  exec_selects_.clear();
   local_.clear();
   read_keys_.clear();
   if (connected_) uv_read_stop(reinterpret_cast<uv_stream_t*>(&upstream_));
