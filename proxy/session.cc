@@ -596,21 +596,53 @@ void Session::process_replies(std::string_view input, ByteBuffer* owner) {
   }
 }
 
+void Session::count_subscriptions(const resp::FrameElements& el) {
+  // The count in a confirmation is the server's: channels + patterns for
+  // (UN)SUBSCRIBE and P(UN)SUBSCRIBE, shard channels for S(UN)SUBSCRIBE; the
+  // connection is in subscribed mode while their sum is not zero.
+  long long count = 0;
+  if (el.items.size() < 3 || el.types[2] != ':' || !parse_int(el.items[2], &count)) return;
+  const bool shard = iequals(el.items[0], "ssubscribe") || iequals(el.items[0], "sunsubscribe");
+  (shard ? shard_subscriptions_ : subscriptions_) = count;
+  subscribed_ = subscriptions_ + shard_subscriptions_ > 0;
+}
+
+void Session::count_exec_subscriptions(std::string_view frame, const resp::Frame& f) {
+  // EXEC of a transaction with pub/sub commands: their confirmations are
+  // elements of EXEC's reply (more of them follow it as frames of their own).
+  std::string_view body = frame.substr(f.attr_length);
+  size_t eol = body.find("\r\n");
+  if (eol == std::string_view::npos) return;
+  std::string_view rest = body.substr(eol + 2);
+  resp::ReplyFramer framer(ctx_->limits.max_bulk_len + 1024);
+  while (!rest.empty()) {
+    resp::Frame el;
+    if (framer.next(rest, &el) != resp::FrameStatus::ok) return;
+    std::string_view one = rest.substr(0, el.length);
+    resp::FrameElements items;
+    if ((el.type == '*' || el.type == '>') && resp::frame_elements(one.substr(el.attr_length), 3, &items) &&
+        items.count == 3 && is_pubsub_confirmation(items.items[0]))
+      count_subscriptions(items);
+    rest.remove_prefix(el.length);
+  }
+}
+
 Session::FrameRole Session::frame_role(std::string_view frame, const resp::Frame& f) {
   bool push = f.type == '>';
   bool pubsub_front = !expects_.empty() && expects_.front().type == ExpectType::pubsub;
-  if (push || (f.type == '*' && (subscribed_ || pubsub_front))) {
+  // RESP2 subscribed mode: messages and confirmations are plain arrays (and
+  // only pub/sub commands, PING, QUIT and RESET run, so no other reply is
+  // an array starting with "message" or "subscribe").
+  bool resp2_subscribed = subscribed_ && resp_ == 2;
+  if (push || (f.type == '*' && (resp2_subscribed || pubsub_front))) {
     resp::FrameElements el;
     if (resp::frame_elements(frame.substr(f.attr_length), 3, &el) && !el.items.empty()) {
       std::string_view kind = el.items[0];
-      if (is_pubsub_confirmation(kind)) {
-        if (!push && el.items.size() >= 3) {
-          long long count = 0;
-          if (parse_int(el.items[2], &count)) subscribed_ = count > 0;
-        }
+      if (is_pubsub_confirmation(kind) && el.count == 3) {
+        count_subscriptions(el);
         return pubsub_front ? FrameRole::confirmation : FrameRole::passive;
       }
-      if (push || (subscribed_ && is_pubsub_message(kind))) return FrameRole::message;
+      if (push || (resp2_subscribed && is_pubsub_message(kind))) return FrameRole::message;
     } else if (push) {
       return FrameRole::message;
     }
@@ -719,6 +751,7 @@ void Session::apply_reply_effects(const Expect& e, std::string_view frame, const
       if (!error) {
         resp_ = 2;
         subscribed_ = false;
+        subscriptions_ = shard_subscriptions_ = 0;
         monitor_ = false;
       }
       break;
@@ -736,6 +769,7 @@ void Session::apply_reply_effects(const Expect& e, std::string_view frame, const
       }
       break;
     case Special::exec:
+      if (e.exec_pubsub && (f.type == '*' || f.type == '>')) count_exec_subscriptions(frame, f);
       if (e.db_change) {
         std::vector<MultiSelect> selects = std::move(exec_selects_.front());
         exec_selects_.pop_front();

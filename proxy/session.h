@@ -122,6 +122,8 @@ class Session : public gate::GateClient {
   // replies
   void process_replies(std::string_view input, ByteBuffer* owner);
   FrameRole frame_role(std::string_view frame, const resp::Frame& f);
+  void count_subscriptions(const resp::FrameElements& el);
+  void count_exec_subscriptions(std::string_view frame, const resp::Frame& f);
   void on_frame(std::string_view frame, const resp::Frame& f);
   void apply_reply_effects(const Expect& e, std::string_view frame, const resp::Frame& f);
   bool read_needs_wait(const Expect& e);
@@ -193,7 +195,9 @@ class Session : public gate::GateClient {
   std::deque<std::vector<MultiSelect>> exec_selects_;     // per EXEC expect with db_change
   int resp_ = 2;
   bool in_multi_ = false;
-  bool subscribed_ = false;   // RESP2 subscribed mode (messages are arrays)
+  bool subscribed_ = false;   // subscribed mode (in RESP2 messages are arrays)
+  long long subscriptions_ = 0;        // channels + patterns, per the last confirmation
+  long long shard_subscriptions_ = 0;  // shard channels, per the last S(UN)SUBSCRIBE confirmation
   bool monitor_ = false;
   ReplyMode reply_mode_ = ReplyMode::on;
   bool raw_client_ = false;   // requests forwarded raw (after SYNC/PSYNC)
