@@ -55,6 +55,19 @@ bool is_pubsub_confirmation(std::string_view kind) {
          iequals(kind, "unsubscribe") || iequals(kind, "punsubscribe") || iequals(kind, "sunsubscribe");
 }
 
+// The confirmation `kind` answers a command of `special`.
+bool confirms(Special special, std::string_view kind) {
+  switch (special) {
+    case Special::subscribe: return iequals(kind, "subscribe");
+    case Special::psubscribe: return iequals(kind, "psubscribe");
+    case Special::ssubscribe: return iequals(kind, "ssubscribe");
+    case Special::unsubscribe: return iequals(kind, "unsubscribe");
+    case Special::punsubscribe: return iequals(kind, "punsubscribe");
+    case Special::sunsubscribe: return iequals(kind, "sunsubscribe");
+    default: return false;
+  }
+}
+
 bool is_pubsub_message(std::string_view kind) {
   return iequals(kind, "message") || iequals(kind, "pmessage") || iequals(kind, "smessage");
 }
@@ -422,7 +435,10 @@ void Session::handle_request(std::string_view bytes) {
     default:
       break;
   }
-  if (is_pubsub_special(cls_.special)) e.type = ExpectType::pubsub;
+  if (is_pubsub_special(cls_.special)) {
+    e.type = ExpectType::pubsub;
+    e.arg = static_cast<int>(std::min<size_t>(args.size() - 1, INT32_MAX));  // one confirmation each; 0: unknown
+  }
 
   if (ctx_->log_failed && cls_.kind == Kind::write && durable) {
     std::string line;
@@ -640,6 +656,7 @@ Session::FrameRole Session::frame_role(std::string_view frame, const resp::Frame
       std::string_view kind = el.items[0];
       if (is_pubsub_confirmation(kind) && el.count == 3) {
         count_subscriptions(el);
+        confirmation_kind_ = kind;
         return pubsub_front ? FrameRole::confirmation : FrameRole::passive;
       }
       if (push || (resp2_subscribed && is_pubsub_message(kind))) return FrameRole::message;
@@ -660,8 +677,18 @@ void Session::on_frame(std::string_view frame, const resp::Frame& f) {
       queue_reply(frame, false, nullptr);
       return;
     case FrameRole::confirmation:
-      expects_.front().confirmations++;
-      if (!expects_.front().drop) queue_reply(frame, false, nullptr);
+      // A pub/sub command is complete once it got one confirmation per
+      // argument (or, argument-less, once one of another kind arrives).
+      while (!expects_.empty() && expects_.front().type == ExpectType::pubsub && expects_.front().confirmations > 0 &&
+             ((expects_.front().arg > 0 && expects_.front().confirmations >= static_cast<uint32_t>(expects_.front().arg)) ||
+              !confirms(expects_.front().special, confirmation_kind_))) {
+        expects_.pop_front();
+        take_local_expects();
+      }
+      // Sent whatever CLIENT REPLY says: the server marks (un)subscribe
+      // confirmations, like messages, as pushes that OFF/SKIP do not silence.
+      if (!expects_.empty() && expects_.front().type == ExpectType::pubsub) expects_.front().confirmations++;
+      queue_reply(frame, false, nullptr);
       return;
     case FrameRole::reply:
       break;

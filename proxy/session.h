@@ -74,7 +74,8 @@ class Session : public gate::GateClient {
     bool close_after = false;  // protocol error: close once delivered
     bool local_probe = false;  // local reply that waits like a write (WAITAOF)
     int db = 0;                // db the command runs in (kDbUnknown: not known when forwarded)
-    int arg = 0;               // SELECT: db asked (kDbUnknown: not a valid index); HELLO: version asked
+    int arg = 0;               // SELECT: db asked (kDbUnknown: not a valid index); HELLO: version asked;
+                               // MULTI: its serial; pub/sub: confirmations due (0: not known)
     bool db_change = false;    // SELECT, RESET, EXEC with a SELECT: counted in db_changes_
     bool exec_pubsub = false;
     bool maybe_queued = false; // sent in a MULTI not answered yet: +QUEUED or its own reply  // EXEC of a MULTI that queued a pub/sub command
@@ -197,6 +198,7 @@ class Session : public gate::GateClient {
   bool in_multi_ = false;
   bool subscribed_ = false;   // subscribed mode (in RESP2 messages are arrays)
   long long subscriptions_ = 0;        // channels + patterns, per the last confirmation
+  std::string_view confirmation_kind_;  // frame_role -> on_frame: kind of the confirmation at hand
   long long shard_subscriptions_ = 0;  // shard channels, per the last S(UN)SUBSCRIBE confirmation
   bool monitor_ = false;
   ReplyMode reply_mode_ = ReplyMode::on;
