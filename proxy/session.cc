@@ -410,6 +410,15 @@ void Session::handle_request(std::string_view bytes) {
       break;
     case Special::sync:
     case Special::psync:
+      if (durable && !ctx_->cfg->allow_replica_sync) {
+        // The pipe would stream the upstream's writes before they are durable.
+        std::string line;
+        resp::append_error(&line, "ERR durable-proxy: " + std::string(args[0]) +
+                                      " refused: a replica through the proxy would receive writes before they "
+                                      "are durable (set durability.allow_replica_sync: true to allow it)");
+        if (reply_mode_ != ReplyMode::on) return consume_skip();
+        return answer_locally(line);
+      }
       raw_client_ = true;
       e.type = ExpectType::raw_switch;
       e.kind = Kind::other;
