@@ -5,6 +5,7 @@
 #include <cstring>
 #include <utility>
 
+#include "proxy/commands/history_guard.h"
 #include "proxy/logger.h"
 #include "proxy/resp/encoder.h"
 #include "proxy/session_metrics.h"
@@ -366,6 +367,10 @@ void Session::handle_request(std::string_view bytes) {
   // log all the same (below), so recognise it by name.
   if (cls_.info == nullptr && iequals(args[0], "waitaof")) cls_.special = Special::waitaof;
 
+  if (durable) {
+    if (std::string why = commands::history_refusal(args); !why.empty()) return refuse_history_change(why);
+  }
+
   Expect e;
   e.kind = cls_.kind;
   e.special = cls_.special;
@@ -544,6 +549,31 @@ void Session::end_multi() {
 void Session::db_change_answered(int db) {
   confirmed_db_ = db;
   if (db_changes_ > 0 && --db_changes_ == 0 && multi_selects_.empty()) db_ = confirmed_db_;
+}
+
+void Session::refuse_history_change(const std::string& why) {
+  std::string name(req_.args[0]);
+  for (char& c : name) c = static_cast<char>(c >= 'a' && c <= 'z' ? c - 32 : c);
+  if (req_.args.size() > 1 && (iequals(req_.args[0], "debug") || iequals(req_.args[0], "cluster"))) {
+    name += ' ';
+    for (char c : req_.args[1]) name += static_cast<char>(c >= 'a' && c <= 'z' ? c - 32 : c);
+  }
+  LOG_INFO("session", "client %llu: %s refused: %s", static_cast<unsigned long long>(id_), name.c_str(), why.c_str());
+  if (in_multi_) {
+    // As a command the server rejects while queueing: the transaction must
+    // then fail with EXECABORT.  A command no server knows flags it; its
+    // own error is swallowed and ours answers in its place.
+    Expect bad;
+    bad.kind = Kind::other;
+    bad.drop = true;
+    bad.db = db_;
+    forward("*1\r\n$31\r\ndurable-proxy-refused-in-multi!\r\n");
+    expects_.push_back(bad);
+  }
+  if (reply_mode_ != ReplyMode::on) return consume_skip();
+  std::string line;
+  resp::append_error(&line, "ERR durable-proxy: " + name + " refused: " + why);
+  answer_locally(line);
 }
 
 void Session::consume_skip() {

@@ -113,6 +113,7 @@ class Session : public gate::GateClient {
   void handle_request(std::string_view bytes);
   void mark_write(gate::Token* t);
   void consume_skip();
+  void refuse_history_change(const std::string& why);
   void end_multi();
   void db_change_answered(int db);
   void forward(std::string_view bytes);
