@@ -405,7 +405,7 @@ void Session::handle_request(std::string_view bytes) {
     case Special::waitaof:
       if (durable && args.size() == 4 && args[2] == "0") {
         long long numlocal = 0;
-        if (parse_int(args[1], &numlocal) && numlocal >= 0) {
+        if (parse_int(args[1], &numlocal) && (numlocal == 0 || numlocal == 1) && !in_multi_) {
           // The proxy's log is this server's local AOF: the answer waits
           // like a write, so every earlier write is durable when it leaves.
           if (reply_mode_ != ReplyMode::on) return consume_skip();
