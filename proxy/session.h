@@ -5,11 +5,21 @@
 //   client ◀──write── out_ ◀── held_ (ordered reply queue) ◀── reply_framer ◀── upstream
 //                                  ▲ released when the gate says durable
 //
-// The session tracks only the state framing needs: selected db, RESP
-// version, MULTI, subscriptions, MONITOR, CLIENT REPLY mode, and whether it
-// became a raw pipe (SYNC/PSYNC).  Replies leave strictly in command order;
-// a held reply holds those behind it.  Replies the proxy answers itself are
-// queued in the same order.
+// The session tracks only the state framing and holds need: selected db,
+// RESP version, MULTI, subscriptions, MONITOR, CLIENT REPLY mode, and
+// whether it became a raw pipe (SYNC/PSYNC, only with
+// durability.allow_replica_sync).  That state follows the server's answers,
+// not the requests: the db from SELECT's +OK (or EXEC's element for a
+// queued SELECT; unknown while one is in flight: reads then wait if
+// anything is pending and writes mark every db), the protocol from HELLO's
+// reply, subscribed mode from the counts in the confirmations (channels +
+// patterns and shard channels, apart, as the server counts them), MULTI as
+// open only once its +OK arrived (before that, what follows is held as if
+// it ran at once).  Replies leave strictly in command order; a held reply
+// holds those behind it.  Replies the proxy answers itself (INFO
+// durability, WAITAOF from the log, refusals of commands that would move
+// the upstream to another history: commands/history_guard.h) are queued in
+// the same order.
 //
 // Lifetime: created by the listener, deletes itself after both handles are
 // closed (close() is idempotent).  A client that leaves: the upstream gets a
