@@ -83,3 +83,21 @@ def test_subscribe_inside_multi_then_message_while_ping_outstanding(adv):
         msg, pong = frames(s, 2)
         assert msg == [b"message", b"adv:ch", b"m1"], msg
         assert pong == [b"pong", b""], pong
+
+
+def test_hello_2_while_subscribed_in_resp3_then_message_while_ping_outstanding(adv):
+    """Subscribed in RESP3 (confirmations are pushes), then HELLO 2: messages
+    are now plain arrays and the connection is still subscribed."""
+    with adv.conn() as s, adv.conn() as p:
+        assert isinstance(s.call("HELLO", "3"), dict)
+        s.send_cmd("SUBSCRIBE", "adv:ch")
+        assert frames(s, 1)[0][0] == b"subscribe"
+        hello = s.call("HELLO", "2")
+        assert isinstance(hello, list), hello
+        adv.ctl.block()
+        same_turn(adv, (p, harness.encode("PUBLISH", "adv:ch", "m1")), (s, harness.encode("PING")))
+        assert s.nothing_pending(wait=HOLD_S), "message delivered before its PUBLISH was durable"
+        adv.ctl.unblock()
+        msg, pong = frames(s, 2)
+        assert msg == [b"message", b"adv:ch", b"m1"], msg
+        assert pong in ([b"pong", b""], "PONG"), pong
