@@ -55,7 +55,7 @@ def _read_rdb_transfer(c):
             break
     assert line.startswith(b"$"), line
     payload = c.read_raw(int(line[1:]), 10)
-    assert payload.startswith(b"REDIS"), payload[:20]
+    assert payload.startswith((b"REDIS", b"VALKEY")), payload[:20]  # Valkey 9: VALKEY magic
     return payload
 
 
