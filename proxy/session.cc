@@ -378,6 +378,10 @@ void Session::handle_request(std::string_view bytes) {
 
   switch (cls_.special) {
     case Special::client_reply:
+      // Valkey 8+ refuses it in MULTI (and aborts the transaction); Redis
+      // 7.0 queued it and changed the reply mode in the middle of EXEC's
+      // reply.  The proxy keeps the mode itself, so it refuses it as Valkey.
+      if (in_multi_) return refuse_queued("ERR Command 'client|reply' not allowed inside a transaction");
       if (args.size() == 3) {
         if (iequals(args[2], "on")) {
           reply_mode_ = ReplyMode::on;
@@ -394,7 +398,7 @@ void Session::handle_request(std::string_view bytes) {
       }
       break;  // let the upstream produce its error
     case Special::info:
-      if (args.size() == 2 && iequals(args[1], "durability")) {
+      if (args.size() == 2 && iequals(args[1], "durability") && !in_multi_) {  // queued: Valkey's (empty) answer
         std::string body = ctx_->info_durability ? ctx_->info_durability() : std::string();
         std::string reply;
         resp::append_verbatim_or_bulk(&reply, body, resp_);
@@ -559,6 +563,10 @@ void Session::refuse_history_change(const std::string& why) {
     for (char c : req_.args[1]) name += static_cast<char>(c >= 'a' && c <= 'z' ? c - 32 : c);
   }
   LOG_INFO("session", "client %llu: %s refused: %s", static_cast<unsigned long long>(id_), name.c_str(), why.c_str());
+  refuse_queued("ERR durable-proxy: " + name + " refused: " + why);
+}
+
+void Session::refuse_queued(const std::string& error) {
   if (in_multi_) {
     // As a command the server rejects while queueing: the transaction must
     // then fail with EXECABORT.  A command no server knows flags it; its
@@ -572,7 +580,7 @@ void Session::refuse_history_change(const std::string& why) {
   }
   if (reply_mode_ != ReplyMode::on) return consume_skip();
   std::string line;
-  resp::append_error(&line, "ERR durable-proxy: " + name + " refused: " + why);
+  resp::append_error(&line, error);
   answer_locally(line);
 }
 

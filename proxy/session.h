@@ -124,6 +124,7 @@ class Session : public gate::GateClient {
   void mark_write(gate::Token* t);
   void consume_skip();
   void refuse_history_change(const std::string& why);
+  void refuse_queued(const std::string& error);  // answers `error`; in MULTI the transaction aborts
   void end_multi();
   void db_change_answered(int db);
   void forward(std::string_view bytes);
