@@ -16,15 +16,6 @@ import crash_harness
 pytestmark = pytest.mark.proxy_only
 
 
-# XFAIL FOR A PRODUCT BUG (separate commit; drop it when the fix lands):
-# the proxy sends no `REPLCONF version`, so Valkey 9 sends its full syncs
-# at RDB version 11, which cannot hold hash fields with TTLs ("Can't store
-# key (db 0) in RDB version 11"): the first checkpoint after an HSETEX fails
-# (issue 10, "What breaks today" 1; proxy/upstream/COMPATIBILITY.md §0).
-@pytest.mark.xfail(crash_harness.server_has_hash_field_ttl(crash_harness.harness.SERVER_BIN),
-                   reason="product bug: no REPLCONF version, Valkey 9 full syncs at RDB 11 "
-                          "fail with hash field TTLs (issue 10 item 1)",
-                   raises=AssertionError, strict=False)
 def test_crash_rounds_lose_no_acknowledged_write(tmp_path):
     seed = int(os.environ.get("DP_CRASH_SEED", "0")) or None
     h = crash_harness.CrashHarness(tmp_path, seed=seed)
