@@ -58,7 +58,7 @@ Proxy::Proxy(config::Config cfg) : cfg_(std::move(cfg)) {}
 Proxy::~Proxy() {
   // Sessions and handles are gone once run() returned; the log's destructor
   // does the final fsync.
-  if (checkpoint_writer_) checkpoint_writer_.reset();
+  history_.reset();
   checkpointer_.reset();
   link_.reset();
   control_.reset();
@@ -343,44 +343,54 @@ void Proxy::start_replica_link(const std::string& replid, uint64_t offset) {
 }
 
 void Proxy::on_full_resync(const std::string& replid, uint64_t offset) {
-  LOG_INFO("replica", "full resync: replid %s offset %llu; writing checkpoint", replid.c_str(),
-           static_cast<unsigned long long>(offset));
+  LOG_INFO("replica", "full resync: replid %s offset %llu; writing its checkpoint (the log keeps replid %s until "
+           "it is durable)", replid.c_str(), static_cast<unsigned long long>(offset),
+           log_->replid().empty() ? "(none)" : log_->replid().c_str());
   if (checkpointer_) checkpointer_->abandon("the main replica link began a full resync");
   std::string error;
-  checkpoint_writer_ = checkpoints_->begin(replid, offset, &error);
-  if (!checkpoint_writer_) LOG_ERROR("checkpoint", "%s", error.c_str());
-  log_->reset(replid, offset);
-  tracker_->reset(offset);
-  fullsync_offset_ = offset;
-  rdb_bytes_ = 0;
+  history_ = log::HistorySwitch::begin(checkpoints_.get(), log_.get(), replid, offset, &error);
+  if (!history_) restart_link("cannot store the full resync's checkpoint: " + error);
 }
 
 void Proxy::on_rdb_data(std::string_view bytes) {
-  rdb_bytes_ += bytes.size();
   std::string error;
-  if (checkpoint_writer_ && !checkpoint_writer_->write(bytes, &error)) {
-    LOG_ERROR("checkpoint", "%s", error.c_str());
-    checkpoint_writer_.reset();
-  }
+  if (history_ && !history_->write(bytes, &error)) restart_link("cannot store the full resync's checkpoint: " + error);
 }
 
 void Proxy::on_rdb_done() {
+  if (!history_) return restart_link("the full resync's checkpoint was not stored");
+  std::unique_ptr<log::HistorySwitch> sw = std::move(history_);
   std::string error;
-  if (checkpoint_writer_) {
-    uint64_t t0 = uv_hrtime();
-    if (checkpoint_writer_->commit(&error)) {
-      checkpoints_->prune();
-      log_->drop_below(fullsync_offset_);
-      metrics_.inc(admin::Metric::checkpoints_total);
-      metrics_.observe(admin::Metric::checkpoint_seconds, double(uv_hrtime() - t0) / 1e9);
-      metrics_.set(admin::Metric::checkpoint_offset, double(fullsync_offset_));
-      LOG_INFO("checkpoint", "checkpoint at offset %llu: %llu bytes", static_cast<unsigned long long>(fullsync_offset_),
-               static_cast<unsigned long long>(rdb_bytes_));
-    } else {
-      LOG_ERROR("checkpoint", "%s", error.c_str());
-    }
-    checkpoint_writer_.reset();
+  uint64_t t0 = uv_hrtime();
+  if (!sw->commit(&error)) {
+    metrics_.inc(admin::Metric::errors_total, admin::ErrorCause::checkpoint);
+    return restart_link("cannot commit the full resync's checkpoint (the log keeps its history): " + error);
   }
+  // The new history is adopted: its base is durable, the log restarts at C.
+  tracker_->reset(sw->offset());
+  metrics_.inc(admin::Metric::checkpoints_total);
+  metrics_.observe(admin::Metric::checkpoint_seconds, double(uv_hrtime() - t0) / 1e9);
+  metrics_.set(admin::Metric::checkpoint_offset, double(sw->offset()));
+  LOG_INFO("checkpoint", "checkpoint at offset %llu: %llu bytes; the log follows replid %s from there",
+           static_cast<unsigned long long>(sw->offset()), static_cast<unsigned long long>(sw->rdb_bytes()),
+           sw->replid().c_str());
+  link_->durable(log_->durable_offset());
+}
+
+void Proxy::restart_link(const std::string& why) {
+  LOG_WARN("replica", "%s; restarting the replication link in %llu ms", why.c_str(),
+           static_cast<unsigned long long>(link_backoff_ms_));
+  history_.reset();  // an unfinished switch: the temp checkpoint goes, the old history stands
+  if (link_) {
+    upstream::ReplicaLink* old = link_.release();
+    old->close([old] { delete old; });  // its close callbacks run on a later loop turn
+  }
+  link_streaming_ = false;
+  recovered_ = false;
+  metrics_.inc(admin::Metric::errors_total, admin::ErrorCause::replica_link);
+  set_serving(false, "replication link restarted: " + why);
+  link_retry_at_ = uv_now(&loop_) + link_backoff_ms_;
+  link_backoff_ms_ = std::min<uint64_t>(link_backoff_ms_ * 2, 5000);
 }
 
 void Proxy::on_continue(const std::string& new_replid) {
@@ -394,9 +404,8 @@ void Proxy::on_stream(std::string_view bytes, uint64_t first_offset) {
   if (first_offset != log_->end_offset() + 1) {
     LOG_ERROR("replica", "stream gap: got offset %llu, log ends at %llu; resynchronising",
               static_cast<unsigned long long>(first_offset), static_cast<unsigned long long>(log_->end_offset()));
-    link_->close(nullptr);
-    link_.reset();
-    return;
+    return restart_link("stream gap at offset " + std::to_string(first_offset) + " (log ends at " +
+                        std::to_string(log_->end_offset()) + ")");
   }
   log_->append(bytes);
   tracker_->feed(bytes, first_offset);
@@ -420,6 +429,13 @@ void Proxy::on_state(upstream::LinkState state, const std::string& reason) {
   }
   if (state == upstream::LinkState::disconnected) {
     if (shutting_down_) return;
+    if (history_) {
+      LOG_WARN("replica", "full resync at offset %llu cut after %llu RDB bytes: not adopted; the log keeps replid %s",
+               static_cast<unsigned long long>(history_->offset()),
+               static_cast<unsigned long long>(history_->rdb_bytes()),
+               log_->replid().empty() ? "(none)" : log_->replid().c_str());
+      history_.reset();
+    }
     LOG_WARN("replica", "%s; re-checking the upstream in %llu ms", reason.c_str(),
              static_cast<unsigned long long>(link_backoff_ms_));
     metrics_.inc(admin::Metric::upstream_reconnects_total);
@@ -518,6 +534,9 @@ void Proxy::tick() {
   if (checkpointer_) checkpointer_->tick();
   if (gate_) {
     std::string why = ctx_.log_failed ? "the durable log failed: " + ctx_.log_failure
+                      : history_ ? "the upstream " + cfg_.upstream.str() +
+                                       " is sending the proxy a full resync; nothing is acknowledged until its "
+                                       "checkpoint is durable"
                       : !link_streaming_ ? "replication link to upstream " + cfg_.upstream.str() + " is down"
                                          : "the log did not reach the write's offset in time";
     gate_->expire(now, cfg_.hold_timeout_ms, why);
