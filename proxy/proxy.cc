@@ -230,6 +230,7 @@ void Proxy::on_accept(uv_stream_t* server, int status) {
 
 void Proxy::control_up() {
   control_backoff_ms_ = 100;
+  control_gen_++;
   LOG_INFO("control", "connected to upstream %s", cfg_.upstream.str().c_str());
   load_command_table();
 }
@@ -241,6 +242,7 @@ void Proxy::control_down(const std::string& reason) {
   metrics_.inc(admin::Metric::errors_total, admin::ErrorCause::upstream_io);
   recovered_ = false;
   checking_ = false;
+  holding_ = false;
   if (restorer_) restorer_->abort("control connection lost: " + reason);
   set_serving(false, "upstream " + cfg_.upstream.str() + " unavailable: " + reason);
   control_retry_at_ = uv_now(&loop_) + control_backoff_ms_;
@@ -307,6 +309,12 @@ void Proxy::decide(const upstream::UpstreamInfo& up, uint64_t end_at_request) {
   const uint64_t end = log_->end_offset();
   upstream::RecoveryPlan plan = upstream::plan_recovery(ours, std::min(end, end_at_request), up, cfg_.on_unknown_dataset);
   LOG_INFO("recovery", "%s", plan.explanation.c_str());
+  if (plan.action != upstream::RecoveryAction::resume && holding_) {
+    // Only a continued stream proves the held sessions' data; anything else
+    // (a full resync, a restore, a refusal) ends the hold.
+    holding_ = false;
+    set_serving(false, plan.explanation);
+  }
   switch (plan.action) {
     case upstream::RecoveryAction::fresh:
     case upstream::RecoveryAction::adopt:
@@ -368,6 +376,7 @@ void Proxy::on_rdb_done() {
   }
   // The new history is adopted: its base is durable, the log restarts at C.
   tracker_->reset(sw->offset());
+  tracked_end_ = sw->offset();
   metrics_.inc(admin::Metric::checkpoints_total);
   metrics_.observe(admin::Metric::checkpoint_seconds, double(uv_hrtime() - t0) / 1e9);
   metrics_.set(admin::Metric::checkpoint_offset, double(sw->offset()));
@@ -387,6 +396,7 @@ void Proxy::restart_link(const std::string& why) {
   }
   link_streaming_ = false;
   recovered_ = false;
+  holding_ = false;
   metrics_.inc(admin::Metric::errors_total, admin::ErrorCause::replica_link);
   set_serving(false, "replication link restarted: " + why);
   link_retry_at_ = uv_now(&loop_) + link_backoff_ms_;
@@ -397,7 +407,11 @@ void Proxy::on_continue(const std::string& new_replid) {
   LOG_INFO("replica", "continuing from offset %llu%s%s", static_cast<unsigned long long>(log_->end_offset()),
            new_replid.empty() ? "" : " with new replid ", new_replid.c_str());
   if (!new_replid.empty()) log_->set_replid(new_replid);
-  tracker_->reset(log_->end_offset());
+  // The stream goes on at the byte after the log's end; a tracker that saw
+  // every byte up to there keeps its state (a command cut by the drop
+  // continues), otherwise it starts afresh.
+  if (tracked_end_ != log_->end_offset()) tracker_->reset(log_->end_offset());
+  tracked_end_ = log_->end_offset();
 }
 
 void Proxy::on_stream(std::string_view bytes, uint64_t first_offset) {
@@ -409,6 +423,7 @@ void Proxy::on_stream(std::string_view bytes, uint64_t first_offset) {
   }
   log_->append(bytes);
   tracker_->feed(bytes, first_offset);
+  tracked_end_ = log_->end_offset();
   metrics_.set(admin::Metric::offset_received, double(log_->end_offset()));
   if (log_->unsynced_bytes() > cfg_.max_unsynced_bytes) {
     link_->pause();
@@ -418,12 +433,16 @@ void Proxy::on_stream(std::string_view bytes, uint64_t first_offset) {
 
 void Proxy::on_state(upstream::LinkState state, const std::string& reason) {
   bool streaming = state == upstream::LinkState::streaming;
+  const bool was_streaming = link_streaming_;
   if (streaming && !link_streaming_) {
     link_backoff_ms_ = 100;
-    LOG_INFO("replica", "replication stream flowing at offset %llu", static_cast<unsigned long long>(log_->end_offset()));
+    LOG_INFO("replica", "replication stream flowing at offset %llu%s", static_cast<unsigned long long>(log_->end_offset()),
+             holding_ ? "; releasing the held replies" : "");
   }
   link_streaming_ = streaming;
   if (streaming && recovered_ && !refused_) {
+    holding_ = false;
+    verified_control_gen_ = control_gen_;
     set_serving(true, "");
     for (uint64_t id : gate_->unanswered_probes()) send_probe(id);
   }
@@ -436,12 +455,24 @@ void Proxy::on_state(upstream::LinkState state, const std::string& reason) {
                log_->replid().empty() ? "(none)" : log_->replid().c_str());
       history_.reset();
     }
-    LOG_WARN("replica", "%s; re-checking the upstream in %llu ms", reason.c_str(),
-             static_cast<unsigned long long>(link_backoff_ms_));
     metrics_.inc(admin::Metric::upstream_reconnects_total);
     metrics_.inc(admin::Metric::errors_total, admin::ErrorCause::replica_link);
+    // Same process: the control connection that was up when the link was
+    // verified never dropped, so the upstream still holds its data.
+    const bool same_process = ((was_streaming && recovered_) || holding_) && ctx_.serving && control_ &&
+                              control_->up() && verified_control_gen_ == control_gen_ && !refused_;
     recovered_ = false;
-    set_serving(false, "replication link down: " + reason);
+    if (same_process) {
+      holding_ = true;
+      LOG_WARN("replica", "%s; the upstream process is the same (its control connection never dropped): "
+               "sessions go on, replies are held until the link is back (re-checking in %llu ms)",
+               reason.c_str(), static_cast<unsigned long long>(link_backoff_ms_));
+    } else {
+      LOG_WARN("replica", "%s; re-checking the upstream in %llu ms", reason.c_str(),
+               static_cast<unsigned long long>(link_backoff_ms_));
+      holding_ = false;
+      set_serving(false, "replication link down: " + reason);
+    }
     link_retry_at_ = uv_now(&loop_) + link_backoff_ms_;
     link_backoff_ms_ = std::min<uint64_t>(link_backoff_ms_ * 2, 5000);
   }

@@ -137,6 +137,15 @@ class Proxy : public upstream::ReplicaLink::Listener {
   uint64_t link_retry_at_ = 0;
   uint64_t link_backoff_ms_ = 100;
   bool link_streaming_ = false;
+  // The upstream's identity across a replica-link drop: the control
+  // connection is numbered on every connect; one that never dropped since
+  // the link was verified proves the same process (its data intact).
+  uint64_t control_gen_ = 0;
+  uint64_t verified_control_gen_ = 0;
+  // The link dropped but the upstream is the same process: sessions keep
+  // forwarding, replies are held until the link is back and verified.
+  bool holding_ = false;
+  uint64_t tracked_end_ = 0;  // the stream tracker has seen bytes up to here
   bool shutting_down_ = false;
   uint64_t shutdown_deadline_ = 0;
   int exit_code_ = 0;
