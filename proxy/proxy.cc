@@ -271,6 +271,32 @@ void Proxy::load_command_table() {
     if (gate_)
       for (uint64_t id : gate_->unanswered_probes()) send_probe(id);
     check_recovery();
+    if (gate_) check_sync_delay();
+  });
+}
+
+// A diskless primary waits repl-diskless-sync-delay seconds (5 by default)
+// before the RDB child of a full sync starts, for more replicas to join; a
+// replica cannot ask for less (replication.c: only repl-diskless-sync-max-
+// replicas, checked by the 1 Hz cron, or no "capa eof", i.e. an RDB file on
+// the upstream's disk, start it sooner).  The first start and every
+// checkpoint pay it, so say so once per control connection.
+void Proxy::check_sync_delay() {
+  control_->command({"CONFIG", "GET", "repl-diskless-sync*"}, [this](const redisReply* r, const std::string&) {
+    if (!r || r->type != REDIS_REPLY_ARRAY) return;  // e.g. CONFIG denied by an ACL: nothing to say
+    std::string diskless, delay;
+    for (size_t i = 0; i + 1 < r->elements; i += 2) {
+      const redisReply* k = r->element[i];
+      const redisReply* v = r->element[i + 1];
+      if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) continue;
+      std::string name(k->str, k->len);
+      if (name == "repl-diskless-sync") diskless.assign(v->str, v->len);
+      if (name == "repl-diskless-sync-delay") delay.assign(v->str, v->len);
+    }
+    if (diskless == "yes" && !delay.empty() && delay != "0")
+      LOG_WARN("control", "upstream %s has repl-diskless-sync-delay %s: the proxy's first full sync and every "
+               "checkpoint wait %s s before the upstream starts sending; set it to 0 (deploy/valkey.conf)",
+               cfg_.upstream.str().c_str(), delay.c_str(), delay.c_str());
   });
 }
 

@@ -69,6 +69,7 @@ class Proxy : public upstream::ReplicaLink::Listener {
   void control_down(const std::string& reason);
   void load_command_table();
   void check_recovery();
+  void check_sync_delay();  // warns when the upstream delays every diskless full sync
   void decide(const upstream::UpstreamInfo& up, uint64_t end_at_request);
   void start_replica_link(const std::string& replid, uint64_t offset);
   // Closes the main link (safe inside its callbacks: freed once closed),
