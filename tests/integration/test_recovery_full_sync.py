@@ -136,3 +136,46 @@ def test_crash_during_a_later_full_resync_keeps_the_old_history(tmp_path, crash)
             assert got.get(key) == value, "acknowledged key %r lost or changed" % (key,)
     finally:
         cl.stop()
+
+
+def test_replies_during_a_full_resync_wait_then_get_an_error_naming_it(tmp_path):
+    """The upstream stays the same process but the backlog no longer covers
+    the log: the link comes back with a full resync.  A write sent
+    meanwhile is forwarded and its reply held; the RDB takes longer than
+    durability.hold_timeout, so the reply is an error naming the full
+    resync, never a success before the new checkpoint is durable."""
+    cl = cluster.Cluster(tmp_path, config_text=proxy_config(extra="durability:\n  hold_timeout: 1s\n"))
+    try:
+        with harness.RespConn(cl.addr) as c:
+            write_mixed(c, KEYS, functions=False)
+        with cl.direct() as d:
+            assert d.call("CONFIG", "SET", "repl-backlog-size", "16384") == "OK"
+            assert d.call("CONFIG", "SET", "client-output-buffer-limit", "replica 65536 0 0") == "OK"
+            assert d.call("CONFIG", "SET", "rdb-key-save-delay", "2000") == "OK"  # about 6 s of RDB
+            cl.proxy.signal(signal.SIGSTOP)
+            try:
+                blob = "x" * 16384
+                written = [0]
+
+                def dropped():
+                    if harness.info_fields(d, "replication")["connected_slaves"] == "0":
+                        return True
+                    for r in pipeline(d, [["SET", "direct:%d" % (written[0] + i), blob] for i in range(64)]):
+                        assert r == "OK"
+                    written[0] += 64
+                    return False
+                harness.wait_until(dropped, 30, "the upstream to drop the stopped proxy's link")
+            finally:
+                cl.proxy.signal(signal.SIGCONT)
+            harness.wait_until(lambda: full_resyncs(cl.proxy) >= 2 and "wait_bgsave" in replica_state(d),
+                               20, "a second full resync under way", state=lambda: replica_state(d))
+            with harness.RespConn(cl.addr, timeout=30) as c:
+                r = c.call("SET", "during", "1")
+            assert isinstance(r, harness.Error), r
+            assert "full resync" in r and "checkpoint is durable" in r, r
+            assert d.call("CONFIG", "SET", "rdb-key-save-delay", "0") == "OK"
+        cl.proxy.wait_ready(60)
+        with harness.RespConn(cl.addr) as c:
+            assert c.call("SET", "after", "1") == "OK"
+    finally:
+        cl.stop()
