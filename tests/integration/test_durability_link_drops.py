@@ -140,3 +140,18 @@ def test_replica_output_buffer_limit_gives_latency_not_errors(cl):
         assert d.call("CONFIG", "SET", "client-output-buffer-limit", "replica 0 0 0") == "OK"
     acked = run_drops(cl, overflow, 4)
     assert_restored(cl, acked)
+
+
+def test_replicaof_and_back_gives_latency_not_errors(cl):
+    """REPLICAOF <somewhere> then REPLICAOF NO ONE, run directly on the
+    upstream (in one MULTI, so no client meets it as a read-only replica):
+    it drops its replicas and takes a new replid, with the log's history as
+    its replid2, so the link continues under the new replid."""
+    def flip(d):
+        d.send(harness.encode("MULTI") + harness.encode("REPLICAOF", "127.0.0.1", "1") +
+               harness.encode("REPLICAOF", "NO", "ONE") + harness.encode("EXEC"))
+        replies = [d.read_frame(10)[1] for _ in range(4)]
+        assert replies[0] == "OK" and isinstance(replies[3], list), replies
+    acked = run_drops(cl, flip, 5)
+    assert_in_log(cl, acked)  # continued each time: the log holds them all
+    assert_restored(cl, acked)
