@@ -489,6 +489,7 @@ void Proxy::on_state(upstream::LinkState state, const std::string& reason) {
                               control_->up() && verified_control_gen_ == control_gen_ && !refused_;
     recovered_ = false;
     if (same_process) {
+      if (!holding_) holding_since_ms_ = uv_now(&loop_);
       holding_ = true;
       LOG_WARN("replica", "%s; the upstream process is the same (its control connection never dropped): "
                "sessions go on, replies are held until the link is back (re-checking in %llu ms)",
@@ -587,6 +588,16 @@ void Proxy::tick() {
   if (refused_ && control_ && control_->up() && now % 5000 < kTickMs) {
     refused_ = false;
     check_recovery();  // the operator may have fixed it
+  }
+  if (holding_ && now - holding_since_ms_ > cfg_.hold_timeout_ms) {
+    // Held replies are failing by now: stop taking commands the log cannot follow.
+    holding_ = false;
+    set_serving(false, (history_ ? "the upstream " + cfg_.upstream.str() +
+                                       " is sending the proxy a full resync; nothing is acknowledged until its "
+                                       "checkpoint is durable"
+                                 : "replication link to upstream " + cfg_.upstream.str() + " is down") +
+                           " (for longer than durability.hold_timeout, " + std::to_string(cfg_.hold_timeout_ms) +
+                           " ms)");
   }
   if (checkpointer_) checkpointer_->tick();
   if (gate_) {

@@ -146,6 +146,7 @@ class Proxy : public upstream::ReplicaLink::Listener {
   // The link dropped but the upstream is the same process: sessions keep
   // forwarding, replies are held until the link is back and verified.
   bool holding_ = false;
+  uint64_t holding_since_ms_ = 0;  // a hold longer than durability.hold_timeout stops serving
   uint64_t tracked_end_ = 0;  // the stream tracker has seen bytes up to here
   bool shutting_down_ = false;
   uint64_t shutdown_deadline_ = 0;

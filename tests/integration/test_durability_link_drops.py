@@ -155,3 +155,30 @@ def test_replicaof_and_back_gives_latency_not_errors(cl):
     acked = run_drops(cl, flip, 5)
     assert_in_log(cl, acked)  # continued each time: the log holds them all
     assert_restored(cl, acked)
+
+
+def test_a_hold_longer_than_hold_timeout_stops_serving(tmp_path):
+    """The upstream stays up but the link cannot come back (an ACL denies
+    PSYNC): after durability.hold_timeout the proxy stops taking commands,
+    with a reason, and serves again once the link is back."""
+    cl = cluster.Cluster(tmp_path, config_text="durability:\n  hold_timeout: 1s\n")
+    try:
+        with harness.RespConn(cl.addr) as c:
+            assert c.call("SET", "k", "v") == "OK"
+            with cl.direct() as d:
+                assert d.call("ACL", "SETUSER", "default", "-psync", "-sync") == "OK"
+                assert d.call("CLIENT", "KILL", "TYPE", "replica") >= 1
+
+                def refused():
+                    r = c.call("GET", "k")
+                    assert r == b"v" or isinstance(r, harness.Error), r
+                    return isinstance(r, harness.Error)
+                harness.wait_until(refused, 20, "the proxy to stop serving")
+                r = c.call("GET", "k")
+                assert r.startswith("LOADING") and "longer than durability.hold_timeout" in r, r
+                assert d.call("ACL", "SETUSER", "default", "+psync", "+sync") == "OK"
+            cl.proxy.wait_ready(30)
+            assert c.call("GET", "k") == b"v"
+            assert c.call("SET", "k2", "v") == "OK"
+    finally:
+        cl.stop()
