@@ -14,10 +14,17 @@
 namespace dp::log {
 namespace {
 
-std::string rdb_name(uint64_t offset) {
+// "<20-digit offset>.rdb"; `alt` gives "<20-digit offset>.b.rdb", used when
+// the live checkpoint of another history holds the plain name (a rename
+// over it would change what the current MANIFEST names before the switch).
+std::string rdb_name(uint64_t offset, bool alt = false) {
   char buf[40];
-  std::snprintf(buf, sizeof buf, "%020llu.rdb", static_cast<unsigned long long>(offset));
+  std::snprintf(buf, sizeof buf, alt ? "%020llu.b.rdb" : "%020llu.rdb", static_cast<unsigned long long>(offset));
   return buf;
+}
+
+bool is_rdb_name(const std::string& n) {
+  return (n.size() == 24 && n.compare(20, 4, ".rdb") == 0) || (n.size() == 26 && n.compare(20, 6, ".b.rdb") == 0);
 }
 
 class StoreImpl;
@@ -118,7 +125,7 @@ class StoreImpl final : public CheckpointStore {
     std::string keep = newest->path.substr(dir_.size() + 1);
     bool removed = false;
     for (auto& n : names) {
-      if (n.size() == 24 && n.compare(20, 4, ".rdb") == 0 && n != keep) {
+      if (is_rdb_name(n) && n != keep) {
         removed |= fs_->unlink(dir_ + "/" + n) == 0;
       }
     }
@@ -145,6 +152,8 @@ bool WriterImpl::commit(std::string* error) {
   fd_ = -1;
   if (rc != 0) return set(error, "checkpoint: fdatasync of " + tmp_ + " failed: " + errno_text(rc));
   std::string name = rdb_name(offset_);
+  if (auto live = store_->latest(); live && live->path == dir_ + "/" + name && live->replid != replid_)
+    name = rdb_name(offset_, true);
   std::string dst = dir_ + "/" + name;
   if ((rc = fs_->rename(tmp_, dst)))
     return set(error, "checkpoint: rename to " + dst + " failed: " + errno_text(rc));

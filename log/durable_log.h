@@ -62,7 +62,8 @@ class DurableLog {
   virtual void append(std::string_view bytes) = 0;
   // Starts a new history: everything held is superseded; the log now ends
   // at `offset` under `replid` (after a FULLRESYNC whose RDB is checkpoint
-  // `offset`).  Old segments are deleted once durable.  durable_offset()
+  // `offset`; call it only once that checkpoint is committed, as
+  // log/history_switch.h does, or a crash leaves no base for the log).  Old segments are deleted once durable.  durable_offset()
   // drops to min(durable, offset) at once and reaches `offset` when the new
   // history is on disk: it is monotonic only within one history.
   virtual void reset(const std::string& replid, uint64_t offset) = 0;

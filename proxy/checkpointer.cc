@@ -138,9 +138,8 @@ void Checkpointer::start(const std::string& trigger) {
   started_ns_ = uv_hrtime();
   upstream::ReplicaLinkOptions lo = opts_.link;
   lo.listening_port = 0;  // not a replica anyone should connect to
-  // The link would ask INFO server only to decide on FACK, which this link
-  // never sends (it closes before the stream).
-  if (lo.upstream_version.empty()) lo.upstream_version = "0";
+  // The link asks INFO server: Valkey 9.x needs REPLCONF version on this
+  // link too, or its RDB cannot hold hash fields with TTLs.
   link_ = std::make_unique<upstream::ReplicaLink>(loop_, lo, static_cast<upstream::ReplicaLink::Listener*>(this));
   metrics_->set(Metric::checkpoint_in_progress, 1);
   LOG_INFO("checkpoint", "starting (%s): PSYNC ? -1 on a second connection to %s:%u; log %llu..%llu",

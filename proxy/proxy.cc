@@ -58,7 +58,7 @@ Proxy::Proxy(config::Config cfg) : cfg_(std::move(cfg)) {}
 Proxy::~Proxy() {
   // Sessions and handles are gone once run() returned; the log's destructor
   // does the final fsync.
-  if (checkpoint_writer_) checkpoint_writer_.reset();
+  history_.reset();
   checkpointer_.reset();
   link_.reset();
   control_.reset();
@@ -230,6 +230,7 @@ void Proxy::on_accept(uv_stream_t* server, int status) {
 
 void Proxy::control_up() {
   control_backoff_ms_ = 100;
+  control_gen_++;
   LOG_INFO("control", "connected to upstream %s", cfg_.upstream.str().c_str());
   load_command_table();
 }
@@ -241,6 +242,7 @@ void Proxy::control_down(const std::string& reason) {
   metrics_.inc(admin::Metric::errors_total, admin::ErrorCause::upstream_io);
   recovered_ = false;
   checking_ = false;
+  holding_ = false;
   if (restorer_) restorer_->abort("control connection lost: " + reason);
   set_serving(false, "upstream " + cfg_.upstream.str() + " unavailable: " + reason);
   control_retry_at_ = uv_now(&loop_) + control_backoff_ms_;
@@ -269,6 +271,32 @@ void Proxy::load_command_table() {
     if (gate_)
       for (uint64_t id : gate_->unanswered_probes()) send_probe(id);
     check_recovery();
+    if (gate_) check_sync_delay();
+  });
+}
+
+// A diskless primary waits repl-diskless-sync-delay seconds (5 by default)
+// before the RDB child of a full sync starts, for more replicas to join; a
+// replica cannot ask for less (replication.c: only repl-diskless-sync-max-
+// replicas, checked by the 1 Hz cron, or no "capa eof", i.e. an RDB file on
+// the upstream's disk, start it sooner).  The first start and every
+// checkpoint pay it, so say so once per control connection.
+void Proxy::check_sync_delay() {
+  control_->command({"CONFIG", "GET", "repl-diskless-sync*"}, [this](const redisReply* r, const std::string&) {
+    if (!r || r->type != REDIS_REPLY_ARRAY) return;  // e.g. CONFIG denied by an ACL: nothing to say
+    std::string diskless, delay;
+    for (size_t i = 0; i + 1 < r->elements; i += 2) {
+      const redisReply* k = r->element[i];
+      const redisReply* v = r->element[i + 1];
+      if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) continue;
+      std::string name(k->str, k->len);
+      if (name == "repl-diskless-sync") diskless.assign(v->str, v->len);
+      if (name == "repl-diskless-sync-delay") delay.assign(v->str, v->len);
+    }
+    if (diskless == "yes" && !delay.empty() && delay != "0")
+      LOG_WARN("control", "upstream %s has repl-diskless-sync-delay %s: the proxy's first full sync and every "
+               "checkpoint wait %s s before the upstream starts sending; set it to 0 (deploy/valkey.conf)",
+               cfg_.upstream.str().c_str(), delay.c_str(), delay.c_str());
   });
 }
 
@@ -311,6 +339,12 @@ void Proxy::decide(const upstream::UpstreamInfo& up, uint64_t end_at_request) {
   // operator wiped or fixed the upstream) must not find it still set, or
   // the restored, streaming upstream would stay -LOADING.
   refused_ = plan.action == upstream::RecoveryAction::refuse;
+  if (plan.action != upstream::RecoveryAction::resume && holding_) {
+    // Only a continued stream proves the held sessions' data; anything else
+    // (a full resync, a restore, a refusal) ends the hold.
+    holding_ = false;
+    set_serving(false, plan.explanation);
+  }
   switch (plan.action) {
     case upstream::RecoveryAction::fresh:
     case upstream::RecoveryAction::adopt:
@@ -347,63 +381,79 @@ void Proxy::start_replica_link(const std::string& replid, uint64_t offset) {
 }
 
 void Proxy::on_full_resync(const std::string& replid, uint64_t offset) {
-  LOG_INFO("replica", "full resync: replid %s offset %llu; writing checkpoint", replid.c_str(),
-           static_cast<unsigned long long>(offset));
+  LOG_INFO("replica", "full resync: replid %s offset %llu; writing its checkpoint (the log keeps replid %s until "
+           "it is durable)", replid.c_str(), static_cast<unsigned long long>(offset),
+           log_->replid().empty() ? "(none)" : log_->replid().c_str());
   if (checkpointer_) checkpointer_->abandon("the main replica link began a full resync");
   std::string error;
-  checkpoint_writer_ = checkpoints_->begin(replid, offset, &error);
-  if (!checkpoint_writer_) LOG_ERROR("checkpoint", "%s", error.c_str());
-  log_->reset(replid, offset);
-  tracker_->reset(offset);
-  fullsync_offset_ = offset;
-  rdb_bytes_ = 0;
+  history_ = log::HistorySwitch::begin(checkpoints_.get(), log_.get(), replid, offset, &error);
+  if (!history_) restart_link("cannot store the full resync's checkpoint: " + error);
 }
 
 void Proxy::on_rdb_data(std::string_view bytes) {
-  rdb_bytes_ += bytes.size();
   std::string error;
-  if (checkpoint_writer_ && !checkpoint_writer_->write(bytes, &error)) {
-    LOG_ERROR("checkpoint", "%s", error.c_str());
-    checkpoint_writer_.reset();
-  }
+  if (history_ && !history_->write(bytes, &error)) restart_link("cannot store the full resync's checkpoint: " + error);
 }
 
 void Proxy::on_rdb_done() {
+  if (!history_) return restart_link("the full resync's checkpoint was not stored");
+  std::unique_ptr<log::HistorySwitch> sw = std::move(history_);
   std::string error;
-  if (checkpoint_writer_) {
-    uint64_t t0 = uv_hrtime();
-    if (checkpoint_writer_->commit(&error)) {
-      checkpoints_->prune();
-      log_->drop_below(fullsync_offset_);
-      metrics_.inc(admin::Metric::checkpoints_total);
-      metrics_.observe(admin::Metric::checkpoint_seconds, double(uv_hrtime() - t0) / 1e9);
-      metrics_.set(admin::Metric::checkpoint_offset, double(fullsync_offset_));
-      LOG_INFO("checkpoint", "checkpoint at offset %llu: %llu bytes", static_cast<unsigned long long>(fullsync_offset_),
-               static_cast<unsigned long long>(rdb_bytes_));
-    } else {
-      LOG_ERROR("checkpoint", "%s", error.c_str());
-    }
-    checkpoint_writer_.reset();
+  uint64_t t0 = uv_hrtime();
+  if (!sw->commit(&error)) {
+    metrics_.inc(admin::Metric::errors_total, admin::ErrorCause::checkpoint);
+    return restart_link("cannot commit the full resync's checkpoint (the log keeps its history): " + error);
   }
+  // The new history is adopted: its base is durable, the log restarts at C.
+  tracker_->reset(sw->offset());
+  tracked_end_ = sw->offset();
+  metrics_.inc(admin::Metric::checkpoints_total);
+  metrics_.observe(admin::Metric::checkpoint_seconds, double(uv_hrtime() - t0) / 1e9);
+  metrics_.set(admin::Metric::checkpoint_offset, double(sw->offset()));
+  LOG_INFO("checkpoint", "checkpoint at offset %llu: %llu bytes; the log follows replid %s from there",
+           static_cast<unsigned long long>(sw->offset()), static_cast<unsigned long long>(sw->rdb_bytes()),
+           sw->replid().c_str());
+  link_->durable(log_->durable_offset());
+}
+
+void Proxy::restart_link(const std::string& why) {
+  LOG_WARN("replica", "%s; restarting the replication link in %llu ms", why.c_str(),
+           static_cast<unsigned long long>(link_backoff_ms_));
+  history_.reset();  // an unfinished switch: the temp checkpoint goes, the old history stands
+  if (link_) {
+    upstream::ReplicaLink* old = link_.release();
+    old->close([old] { delete old; });  // its close callbacks run on a later loop turn
+  }
+  link_streaming_ = false;
+  recovered_ = false;
+  holding_ = false;
+  metrics_.inc(admin::Metric::errors_total, admin::ErrorCause::replica_link);
+  set_serving(false, "replication link restarted: " + why);
+  link_retry_at_ = uv_now(&loop_) + link_backoff_ms_;
+  link_backoff_ms_ = std::min<uint64_t>(link_backoff_ms_ * 2, 5000);
 }
 
 void Proxy::on_continue(const std::string& new_replid) {
   LOG_INFO("replica", "continuing from offset %llu%s%s", static_cast<unsigned long long>(log_->end_offset()),
            new_replid.empty() ? "" : " with new replid ", new_replid.c_str());
   if (!new_replid.empty()) log_->set_replid(new_replid);
-  tracker_->reset(log_->end_offset());
+  // The stream goes on at the byte after the log's end; a tracker that saw
+  // every byte up to there keeps its state (a command cut by the drop
+  // continues), otherwise it starts afresh.
+  if (tracked_end_ != log_->end_offset()) tracker_->reset(log_->end_offset());
+  tracked_end_ = log_->end_offset();
 }
 
 void Proxy::on_stream(std::string_view bytes, uint64_t first_offset) {
   if (first_offset != log_->end_offset() + 1) {
     LOG_ERROR("replica", "stream gap: got offset %llu, log ends at %llu; resynchronising",
               static_cast<unsigned long long>(first_offset), static_cast<unsigned long long>(log_->end_offset()));
-    link_->close(nullptr);
-    link_.reset();
-    return;
+    return restart_link("stream gap at offset " + std::to_string(first_offset) + " (log ends at " +
+                        std::to_string(log_->end_offset()) + ")");
   }
   log_->append(bytes);
   tracker_->feed(bytes, first_offset);
+  tracked_end_ = log_->end_offset();
   metrics_.set(admin::Metric::offset_received, double(log_->end_offset()));
   if (log_->unsynced_bytes() > cfg_.max_unsynced_bytes) {
     link_->pause();
@@ -413,23 +463,47 @@ void Proxy::on_stream(std::string_view bytes, uint64_t first_offset) {
 
 void Proxy::on_state(upstream::LinkState state, const std::string& reason) {
   bool streaming = state == upstream::LinkState::streaming;
+  const bool was_streaming = link_streaming_;
   if (streaming && !link_streaming_) {
     link_backoff_ms_ = 100;
-    LOG_INFO("replica", "replication stream flowing at offset %llu", static_cast<unsigned long long>(log_->end_offset()));
+    LOG_INFO("replica", "replication stream flowing at offset %llu%s", static_cast<unsigned long long>(log_->end_offset()),
+             holding_ ? "; releasing the held replies" : "");
   }
   link_streaming_ = streaming;
   if (streaming && recovered_ && !refused_) {
+    holding_ = false;
+    verified_control_gen_ = control_gen_;
     set_serving(true, "");
     for (uint64_t id : gate_->unanswered_probes()) send_probe(id);
   }
   if (state == upstream::LinkState::disconnected) {
     if (shutting_down_) return;
-    LOG_WARN("replica", "%s; re-checking the upstream in %llu ms", reason.c_str(),
-             static_cast<unsigned long long>(link_backoff_ms_));
+    if (history_) {
+      LOG_WARN("replica", "full resync at offset %llu cut after %llu RDB bytes: not adopted; the log keeps replid %s",
+               static_cast<unsigned long long>(history_->offset()),
+               static_cast<unsigned long long>(history_->rdb_bytes()),
+               log_->replid().empty() ? "(none)" : log_->replid().c_str());
+      history_.reset();
+    }
     metrics_.inc(admin::Metric::upstream_reconnects_total);
     metrics_.inc(admin::Metric::errors_total, admin::ErrorCause::replica_link);
+    // Same process: the control connection that was up when the link was
+    // verified never dropped, so the upstream still holds its data.
+    const bool same_process = ((was_streaming && recovered_) || holding_) && ctx_.serving && control_ &&
+                              control_->up() && verified_control_gen_ == control_gen_ && !refused_;
     recovered_ = false;
-    set_serving(false, "replication link down: " + reason);
+    if (same_process) {
+      if (!holding_) holding_since_ms_ = uv_now(&loop_);
+      holding_ = true;
+      LOG_WARN("replica", "%s; the upstream process is the same (its control connection never dropped): "
+               "sessions go on, replies are held until the link is back (re-checking in %llu ms)",
+               reason.c_str(), static_cast<unsigned long long>(link_backoff_ms_));
+    } else {
+      LOG_WARN("replica", "%s; re-checking the upstream in %llu ms", reason.c_str(),
+               static_cast<unsigned long long>(link_backoff_ms_));
+      holding_ = false;
+      set_serving(false, "replication link down: " + reason);
+    }
     link_retry_at_ = uv_now(&loop_) + link_backoff_ms_;
     link_backoff_ms_ = std::min<uint64_t>(link_backoff_ms_ * 2, 5000);
   }
@@ -519,9 +593,22 @@ void Proxy::tick() {
     refused_ = false;
     check_recovery();  // the operator may have fixed it
   }
+  if (holding_ && now - holding_since_ms_ > cfg_.hold_timeout_ms) {
+    // Held replies are failing by now: stop taking commands the log cannot follow.
+    holding_ = false;
+    set_serving(false, (history_ ? "the upstream " + cfg_.upstream.str() +
+                                       " is sending the proxy a full resync; nothing is acknowledged until its "
+                                       "checkpoint is durable"
+                                 : "replication link to upstream " + cfg_.upstream.str() + " is down") +
+                           " (for longer than durability.hold_timeout, " + std::to_string(cfg_.hold_timeout_ms) +
+                           " ms)");
+  }
   if (checkpointer_) checkpointer_->tick();
   if (gate_) {
     std::string why = ctx_.log_failed ? "the durable log failed: " + ctx_.log_failure
+                      : history_ ? "the upstream " + cfg_.upstream.str() +
+                                       " is sending the proxy a full resync; nothing is acknowledged until its "
+                                       "checkpoint is durable"
                       : !link_streaming_ ? "replication link to upstream " + cfg_.upstream.str() + " is down"
                                          : "the log did not reach the write's offset in time";
     gate_->expire(now, cfg_.hold_timeout_ms, why);

@@ -23,6 +23,7 @@
 #include "config/config.h"
 #include "log/checkpoint_store.h"
 #include "log/durable_log.h"
+#include "log/history_switch.h"
 #include "proxy/admin/admin_server.h"
 #include "proxy/admin/atomic_histogram.h"
 #include "proxy/admin/metrics.h"
@@ -68,8 +69,13 @@ class Proxy : public upstream::ReplicaLink::Listener {
   void control_down(const std::string& reason);
   void load_command_table();
   void check_recovery();
+  void check_sync_delay();  // warns when the upstream delays every diskless full sync
   void decide(const upstream::UpstreamInfo& up, uint64_t end_at_request);
   void start_replica_link(const std::string& replid, uint64_t offset);
+  // Closes the main link (safe inside its callbacks: freed once closed),
+  // abandons a history switch in progress, stops serving with `why` and
+  // re-checks the upstream after the link backoff.
+  void restart_link(const std::string& why);
   void start_restore(const upstream::RecoveryPlan& plan);  // proxy_restore.cc
   void restore_finished(const RestoreResult& result);
   bool clear_leftover_restore();
@@ -109,7 +115,9 @@ class Proxy : public upstream::ReplicaLink::Listener {
   std::unique_ptr<upstream::ReplicaLink> link_;
   std::unique_ptr<log::DurableLog> log_;
   std::unique_ptr<log::CheckpointStore> checkpoints_;
-  std::unique_ptr<log::CheckpointWriter> checkpoint_writer_;
+  // A full resync of the main link in progress: the old history stands
+  // until its commit (log/history_switch.h).
+  std::unique_ptr<log::HistorySwitch> history_;
   std::unique_ptr<gate::DurabilityGate> gate_;
   std::unique_ptr<StreamTracker> tracker_;
   std::unique_ptr<Checkpointer> checkpointer_;  // checkpoints on a second replica connection
@@ -129,9 +137,17 @@ class Proxy : public upstream::ReplicaLink::Listener {
   uint64_t control_backoff_ms_ = 100;
   uint64_t link_retry_at_ = 0;
   uint64_t link_backoff_ms_ = 100;
-  uint64_t rdb_bytes_ = 0;
-  uint64_t fullsync_offset_ = 0;
   bool link_streaming_ = false;
+  // The upstream's identity across a replica-link drop: the control
+  // connection is numbered on every connect; one that never dropped since
+  // the link was verified proves the same process (its data intact).
+  uint64_t control_gen_ = 0;
+  uint64_t verified_control_gen_ = 0;
+  // The link dropped but the upstream is the same process: sessions keep
+  // forwarding, replies are held until the link is back and verified.
+  bool holding_ = false;
+  uint64_t holding_since_ms_ = 0;  // a hold longer than durability.hold_timeout stops serving
+  uint64_t tracked_end_ = 0;  // the stream tracker has seen bytes up to here
   bool shutting_down_ = false;
   uint64_t shutdown_deadline_ = 0;
   int exit_code_ = 0;

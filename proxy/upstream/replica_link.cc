@@ -45,19 +45,45 @@ std::string_view trim_cr(std::string_view s) {
 
 }  // namespace
 
-bool info_server_has_fack(std::string_view info) {
-  auto field = [&](std::string_view name) -> std::optional<std::string_view> {
-    size_t pos = 0;
-    while ((pos = info.find(name, pos)) != std::string_view::npos) {
-      if (pos == 0 || info[pos - 1] == '\n') {
-        size_t start = pos + name.size();
-        size_t end = info.find_first_of("\r\n", start);
-        return info.substr(start, end == std::string_view::npos ? end : end - start);
-      }
-      pos += name.size();
+namespace {
+
+// The value of "name:" at the start of a line of an INFO reply.
+std::optional<std::string_view> info_field(std::string_view info, std::string_view name) {
+  size_t pos = 0;
+  while ((pos = info.find(name, pos)) != std::string_view::npos) {
+    if (pos == 0 || info[pos - 1] == '\n') {
+      size_t start = pos + name.size();
+      size_t end = info.find_first_of("\r\n", start);
+      return info.substr(start, end == std::string_view::npos ? end : end - start);
     }
-    return std::nullopt;
-  };
+    pos += name.size();
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::string info_server_replconf_version(std::string_view info) {
+  auto v = info_field(info, "valkey_version:");
+  if (!v) return "";
+  // Exactly "M.m.p", digits only: the server's version2num() rejects anything else.
+  unsigned parts[3] = {0, 0, 0};
+  std::string_view rest = *v;
+  for (int i = 0; i < 3; ++i) {
+    auto [p, ec] = std::from_chars(rest.data(), rest.data() + rest.size(), parts[i]);
+    if (ec != std::errc() || parts[i] > 255) return "";
+    rest.remove_prefix(static_cast<size_t>(p - rest.data()));
+    if (i < 2) {
+      if (rest.empty() || rest[0] != '.') return "";
+      rest.remove_prefix(1);
+    }
+  }
+  if (!rest.empty() || parts[0] < 8) return "";
+  return std::string(*v);
+}
+
+bool info_server_has_fack(std::string_view info) {
+  auto field = [&](std::string_view name) { return info_field(info, name); };
   // Every Valkey descends from Redis 7.2.4 and knows FACK, whatever
   // redis_version it reports (Valkey 8.0 keeps it at 7.2.4 by design).
   if (field("valkey_version:") || field("server_name:") == "valkey") return true;
@@ -139,7 +165,8 @@ void ReplicaLink::start(const std::string& replid, uint64_t offset) {
   pending_error_.clear();
   rdb_ = Rdb::preamble;
   tail_len_ = 0;
-  fack_ = version_has_fack(opts_.upstream_version);
+  fack_ = false;
+  replconf_version_.clear();
 
   conn_ = new Conn{this};
   live_conns_++;
@@ -259,6 +286,7 @@ void ReplicaLink::on_read(Conn* c, const char* data, size_t n) {
       if (info_left_ == 0) {
         info_left_ = -1;
         fack_ = info_server_has_fack(info_);
+        replconf_version_ = info_server_replconf_version(info_);
         info_.clear();
         step_ = Step::port;
         send_step();
@@ -320,7 +348,7 @@ bool ReplicaLink::handle_reply(std::string_view line) {
         drop("PING failed: " + std::string(line));
         return false;
       }
-      step_ = opts_.upstream_version.empty() ? Step::info : Step::port;
+      step_ = Step::info;
       break;
     case Step::info:
       if (line[0] == '$') {
@@ -339,12 +367,13 @@ bool ReplicaLink::handle_reply(std::string_view line) {
       break;
     case Step::port:
     case Step::capa:
+    case Step::version:
       // Older servers may not know these options; the replica carries on.
       if (!ok) {
         LOG_WARN("replica_link", "%sREPLCONF refused: %.*s", where().c_str(),
                  static_cast<int>(line.size()), line.data());
       }
-      step_ = step_ == Step::port ? Step::capa : Step::psync;
+      step_ = step_ == Step::port ? Step::capa : step_ == Step::capa ? Step::version : Step::psync;
       break;
     case Step::psync:
       return handle_psync_reply(line);
@@ -454,6 +483,14 @@ void ReplicaLink::send_step() {
       send_command({"REPLCONF", "listening-port", std::to_string(opts_.listening_port)});
       break;
     case Step::capa: send_command({"REPLCONF", "capa", "eof", "capa", "psync2"}); break;
+    case Step::version:
+      if (replconf_version_.empty()) {
+        step_ = Step::psync;
+        send_step();
+        return;
+      }
+      send_command({"REPLCONF", "version", replconf_version_});
+      break;
     case Step::psync:
       send_command({"PSYNC", psync_replid_,
                     psync_replid_ == "?" ? std::string("-1") : std::to_string(psync_offset_ + 1)});

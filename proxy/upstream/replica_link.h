@@ -5,8 +5,8 @@
 // owner reported durable, so the upstream's WAIT counts the proxy only for
 // bytes that are fsynced in its log.
 //
-//   connect ─▶ AUTH? ─▶ PING ─▶ INFO server? ─▶ REPLCONF listening-port
-//     ─▶ REPLCONF capa eof capa psync2 ─▶ PSYNC
+//   connect ─▶ AUTH? ─▶ PING ─▶ INFO server ─▶ REPLCONF listening-port
+//     ─▶ REPLCONF capa eof capa psync2 ─▶ REPLCONF version V? ─▶ PSYNC
 //        +FULLRESYNC ─▶ "\n"* ─▶ $<len>\r\n<rdb> | $EOF:<mark>\r\n<rdb><mark>
 //                    ─▶ stream (ACK at once, then every 100 ms until bytes flow)
 //        +CONTINUE   ─▶ stream
@@ -15,10 +15,17 @@
 // after +FULLRESYNC <id> C the first stream byte is C+1.
 //
 // FACK: "REPLCONF ACK <o> FACK <o>" is sent only to Valkey (INFO has
-// valkey_version) or to servers whose redis_version is >= 7.2.  The version
-// comes from ReplicaLinkOptions::upstream_version when set; otherwise the
-// link asks "INFO server" during the handshake (an error reply, e.g. an ACL
-// that denies INFO, means: no FACK).
+// valkey_version) or to servers whose redis_version is >= 7.2.  The link
+// asks "INFO server" during the handshake (an error reply, e.g. an ACL that
+// denies INFO, means: no FACK and no REPLCONF version).
+//
+// REPLCONF version: Valkey >= 8.0 records a replica's version (8.0/8.1 use
+// it only in cluster mode); Valkey 9.x picks the RDB version of a full sync
+// from it and sends RDB 11 (Redis 7.2's, which cannot hold hash fields with
+// TTLs) to a replica that announced none.  The link announces the upstream's
+// own valkey_version, so the RDB is one the upstream itself can load again
+// (the restore plays it back).  Redis and Valkey 7.2 answer an unknown
+// REPLCONF option with an error, so it is sent only to valkey_version >= 8.
 //
 // Threads: everything on the loop thread that owns `loop`.
 // Ownership: the link owns its handles; the listener must outlive the link
@@ -52,8 +59,11 @@ struct ReplicaLinkOptions {
   uint32_t idle_timeout_ms = 60000;      // no byte for this long after PSYNC (RDB, stream): drop
   uint32_t ack_interval_ms = 1000;       // periodic REPLCONF ACK
   size_t read_pause_bytes = 0;           // unused; backpressure is via pause()/resume()
-  std::string upstream_version;          // e.g. "7.0.15"; empty = ask INFO server on the link
 };
+
+// The version to announce with "REPLCONF version" for an "INFO server"
+// reply: its valkey_version when that is M.m.p with M >= 8, else "" (none).
+std::string info_server_replconf_version(std::string_view info);
 
 // True when an "INFO server" reply names a server that understands
 // "REPLCONF ACK <o> FACK <o>": any Valkey (valkey_version / server_name),
@@ -110,7 +120,7 @@ class ReplicaLink {
 
  private:
   struct Conn;
-  enum class Step { auth, ping, info, port, capa, psync };
+  enum class Step { auth, ping, info, port, capa, version, psync };
   enum class Rdb { preamble, sized, marked };
 
   void connect_resolved(Conn* c, const struct addrinfo* ai);
@@ -159,6 +169,7 @@ class ReplicaLink {
   std::string info_;        // INFO server bulk being collected
   int64_t info_left_ = -1;  // bytes of the INFO bulk still expected (incl. CRLF); -1 = none
   bool fack_ = false;
+  std::string replconf_version_;  // REPLCONF version to send; "" = none
   uint64_t last_byte_ms_ = 0;
   uint64_t connect_started_ms_ = 0;
 
