@@ -319,14 +319,32 @@ void Proxy::check_recovery() {
   const uint64_t end_at_request = log_->end_offset();
   control_->command({"INFO", "replication"}, [this, end_at_request](const redisReply* r, const std::string&) {
     if (!r) return;
-    control_->command({"INFO", "keyspace"}, [this, end_at_request, repl = std::string(r->type == REDIS_REPLY_STRING ? std::string(r->str, r->len) : "")](
+    if (r->type != REDIS_REPLY_STRING) return recheck_later("INFO replication", r);
+    control_->command({"INFO", "keyspace"}, [this, end_at_request, repl = std::string(r->str, r->len)](
                                               const redisReply* k, const std::string&) {
       checking_ = false;
       if (!k) return;
-      std::string keyspace = k->type == REDIS_REPLY_STRING ? std::string(k->str, k->len) : "";
-      decide(upstream::parse_upstream_info(repl, keyspace), end_at_request);
+      if (k->type != REDIS_REPLY_STRING) return recheck_later("INFO keyspace", k);
+      upstream::UpstreamInfo up = upstream::parse_upstream_info(repl, std::string(k->str, k->len));
+      if (!up.parsed) return recheck_later("INFO replication (no role: field)", nullptr);
+      decide(up, end_at_request);
     });
   });
+}
+
+// An upstream that cannot answer INFO right now (-BUSY while a script runs
+// past its time limit, -LOADING, an ACL error) tells nothing about its data:
+// an error taken as empty text would read as "lost everything, holds no
+// keys" and start a restore over a live dataset.  Decide nothing; ask again.
+void Proxy::recheck_later(const char* what, const redisReply* r) {
+  checking_ = false;
+  std::string answer = r && (r->type == REDIS_REPLY_ERROR || r->type == REDIS_REPLY_STATUS) && r->str
+                           ? std::string(r->str, r->len)
+                           : "an answer that is not text";
+  LOG_WARN("recovery", "%s to upstream %s got %s; deciding nothing, asking again in %llu ms", what,
+           cfg_.upstream.str().c_str(), answer.c_str(), static_cast<unsigned long long>(link_backoff_ms_));
+  link_retry_at_ = uv_now(&loop_) + link_backoff_ms_;
+  link_backoff_ms_ = std::min<uint64_t>(link_backoff_ms_ * 2, 5000);
 }
 
 void Proxy::decide(const upstream::UpstreamInfo& up, uint64_t end_at_request) {
@@ -525,10 +543,17 @@ void Proxy::send_probe(uint64_t id) {
   if (!control_ || !control_->up()) return;  // re-sent when the link is back
   control_->role([this, id](bool ok, uint64_t offset, const std::string& err) {
     if (!ok) {
-      if (control_ && control_->up()) LOG_WARN("control", "ROLE probe failed: %s", err.c_str());
+      // E.g. -BUSY while a script runs past its time limit: the replies it
+      // covers wait (bounded by hold_timeout) and the probe goes again on
+      // the next tick, so they are released once the server answers.
+      if (control_ && control_->up()) {
+        if (!probe_failing_) LOG_WARN("control", "ROLE probe failed: %s; retrying every tick", err.c_str());
+        probe_failing_ = probe_retry_ = true;
+      }
       return;
     }
     last_probe_offset_ = offset;
+    probe_failing_ = false;
     // An offset is only meaningful for the upstream history the log follows:
     // a restarted upstream answers small offsets before recovery notices it.
     // Unanswered probes are sent again once the stream flows (on_state).
@@ -584,6 +609,10 @@ void Proxy::tick() {
   if (control_ && !control_->up() && control_retry_at_ && now >= control_retry_at_) {
     control_retry_at_ = 0;
     control_->connect();
+  }
+  if (probe_retry_ && gate_ && control_ && control_->up()) {
+    probe_retry_ = false;
+    for (uint64_t id : gate_->unanswered_probes()) send_probe(id);
   }
   if (link_retry_at_ && now >= link_retry_at_ && control_ && control_->up() && table_loaded_) {
     link_retry_at_ = 0;

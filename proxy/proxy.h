@@ -69,6 +69,7 @@ class Proxy : public upstream::ReplicaLink::Listener {
   void control_down(const std::string& reason);
   void load_command_table();
   void check_recovery();
+  void recheck_later(const char* what, const redisReply* r);
   void check_sync_delay();  // warns when the upstream delays every diskless full sync
   void decide(const upstream::UpstreamInfo& up, uint64_t end_at_request);
   void start_replica_link(const std::string& replid, uint64_t offset);
@@ -153,6 +154,8 @@ class Proxy : public upstream::ReplicaLink::Listener {
   int exit_code_ = 0;
   std::string fatal_;
   uint64_t last_probe_offset_ = 0;
+  bool probe_failing_ = false;  // said so in the log once
+  bool probe_retry_ = false;  // a ROLE probe got an error answer: resend the unanswered ones on the next tick
 };
 
 }  // namespace dp

@@ -379,9 +379,10 @@ void Session::handle_request(std::string_view bytes) {
 
   switch (cls_.special) {
     case Special::client_reply:
-      // Valkey 8+ refuses it in MULTI (and aborts the transaction); Redis
-      // 7.0 queued it and changed the reply mode in the middle of EXEC's
-      // reply.  The proxy keeps the mode itself, so it refuses it as Valkey.
+      // Valkey 9 refuses it in MULTI (and aborts the transaction); Redis 7.0
+      // and Valkey 8.0/8.1 queue it and change the reply mode in the middle
+      // of EXEC's reply.  The proxy keeps the mode itself, so it refuses it
+      // as Valkey 9 does, on every server (README: visible differences).
       if (in_multi_) return refuse_queued("ERR Command 'client|reply' not allowed inside a transaction");
       if (args.size() == 3) {
         if (iequals(args[2], "on")) {
