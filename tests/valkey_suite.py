@@ -1,0 +1,294 @@
+"""Driver of tests/valkey-suite.sh: Valkey's Tcl units direct and through the
+proxy, compared by test name.  The unit lists and the skip table live in the
+shell script (passed in the environment); see its header for the options.
+
+Per unit and mode a fresh upstream server is started with the integration
+harness (tests/integration/harness.py: persistence off, disk-less syncs
+without delay), plus the debug/protected-config/module commands Valkey's own
+external-server CI enables.  The Tcl suite runs as
+  tclsh tests/test_helper.tcl --host 127.0.0.1 --port P --single unit/X
+        --durable --clients 1 --timeout T [--tags ...] [--skiptest ...]
+from the source tree's top (runtest's working directory).  --durable makes a
+test that raises count as [err] instead of aborting the unit.
+"""
+import argparse
+import collections
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+SERVER_ARGS = ["--enable-debug-command", "yes", "--enable-protected-configs", "yes",
+               "--enable-module-command", "yes"]
+
+OK_RE = re.compile(r"^\[ok\]: (.*) \(\d+ ms\)\s*$")
+ERR_RE = re.compile(r"^\[err\]: (.*?)(?: in (?:\./)?tests/\S+\.tcl)?\s*$")
+TIMEOUT_RE = re.compile(r"^\[TIMEOUT\]: (.*?)(?: in (?:\./)?tests/\S+\.tcl)?\s*$")
+EXC_RE = re.compile(r"^\[exception\]: (.*)$")
+SKIP_RE = re.compile(r"^\[(skip|ignore)\]: (.*)$")
+ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def say(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def parse_skips(text):
+    """[(unit, name, reason)] from the script's table (unit | name | reason)."""
+    out = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        parts = [p.strip() for p in line.split("|")]
+        if len(parts) != 3 or not all(parts):
+            raise SystemExit("valkey-suite: skip table line %d is not 'unit | test name | reason': %r"
+                             % (n, line))
+        out.append(tuple(parts))
+    return out
+
+
+def skip_matches(pattern, name):
+    if pattern.startswith("/"):
+        return re.search(pattern[1:], name) is not None
+    return pattern == name
+
+
+class Result:
+    """What one run of a unit printed: names of passed and failed tests."""
+
+    def __init__(self):
+        self.ok = collections.Counter()
+        self.err = collections.Counter()
+        self.problems = []  # exception / timeout / exit lines, in order
+        self.seconds = 0.0
+        self.exit = None
+
+    def n_ok(self):
+        return sum(self.ok.values())
+
+    def n_err(self):
+        return sum(self.err.values())
+
+
+def parse_line(line, res):
+    line = ANSI_RE.sub("", line.rstrip("\n"))
+    m = OK_RE.match(line)
+    if m:
+        res.ok[m.group(1)] += 1
+        return "ok", m.group(1)
+    m = ERR_RE.match(line)
+    if m:
+        res.err[m.group(1)] += 1
+        return "err", m.group(1)
+    m = TIMEOUT_RE.match(line)
+    if m:
+        res.err[m.group(1)] += 1
+        res.problems.append(line)
+        return "err", m.group(1)
+    m = EXC_RE.match(line)
+    if m:
+        res.problems.append(line)
+        return "exception", m.group(1)
+    return None, None
+
+
+def run_tcl(args, opts, unit, port, skips, out_path):
+    """Runs one unit against host:port; returns a Result."""
+    res = Result()
+    cmd = ["tclsh", os.path.join(opts.tests, "test_helper.tcl"),
+           "--host", "127.0.0.1", "--port", str(port), "--single", "unit/" + unit,
+           "--durable", "--clients", "1", "--timeout", str(opts.unit_timeout)]
+    if opts.tags:
+        cmd += ["--tags", opts.tags]
+    for name in skips:
+        cmd += ["--skiptest", name]
+    env = dict(os.environ, TERM="dumb")
+    start = time.monotonic()
+    with open(out_path, "w") as out:
+        out.write("# %s\n" % " ".join(cmd))
+        out.flush()
+        proc = subprocess.Popen(cmd, cwd=os.path.dirname(opts.tests), stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                text=True, errors="replace", start_new_session=True)
+        timed_out = threading.Event()
+
+        def kill_on_deadline():
+            if proc.poll() is None:
+                timed_out.set()
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        timer = threading.Timer(opts.unit_timeout, kill_on_deadline)
+        timer.start()
+        try:
+            for line in proc.stdout:
+                out.write(line)
+                kind, name = parse_line(line, res)
+                if kind == "err" or kind == "exception":
+                    say("    %s [%s]: %s" % (args, kind, name))
+                elif kind == "ok" and opts.verbose:
+                    say("    %s [ok]: %s" % (args, name))
+            proc.wait()
+        finally:
+            timer.cancel()
+            # The test clients are children of test_helper: end the group.
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    res.exit = proc.returncode
+    res.seconds = time.monotonic() - start
+    if timed_out.is_set():
+        res.problems.append("unit killed after --unit-timeout %ds" % opts.unit_timeout)
+    return res
+
+
+def run_unit(opts, harness, unit, mode, skips, unit_dir):
+    os.makedirs(unit_dir, exist_ok=True)
+    server = proxy = None
+    problems = []
+    try:
+        server = harness.Server(unit_dir, extra_args=SERVER_ARGS, name="server-" + mode)
+        port = server.port
+        if mode == "proxy":
+            proxy = harness.Proxy(unit_dir, server.port, durability="always")
+            port = proxy.port
+        res = run_tcl(mode, opts, unit, port, skips if mode == "proxy" else [],
+                      os.path.join(unit_dir, mode + ".out"))
+        if proxy is not None and not proxy.alive():
+            res.problems.append("the proxy exited with %s (log %s)"
+                                % (proxy.proc.returncode, proxy.log_path))
+        if not server.alive():
+            res.problems.append("the server exited with %s (log %s)"
+                                % (server.proc.returncode, server.log_path))
+        return res
+    except Exception as e:  # noqa: BLE001 - one unit's setup failure is reported, not fatal
+        res = Result()
+        res.problems.append("setup failed: %s" % str(e).splitlines()[0])
+        problems.append(str(e))
+        return res
+    finally:
+        if proxy is not None:
+            proxy.stop()
+        if server is not None:
+            server.stop()
+
+
+def compare(direct, proxied, unit, skips):
+    """Names passing direct that did not pass as often through the proxy,
+    split into (open regressions, skipped-by-table)."""
+    regressions, skipped = [], []
+    for name, n in sorted(direct.ok.items()):
+        if proxied.ok[name] >= n:
+            continue
+        entry = [s for s in skips if skip_matches(s[1], name)]
+        if entry:
+            skipped.append((name, entry[0][2]))
+            continue
+        what = "err" if proxied.err[name] else "not run"
+        regressions.append("%s (%s)" % (name, what))
+    return regressions, skipped
+
+
+def main():
+    ap = argparse.ArgumentParser(prog="tests/valkey-suite.sh")
+    ap.add_argument("--repo", required=True)
+    ap.add_argument("--server", default=os.environ.get("DP_SERVER_BIN") or "valkey-server")
+    ap.add_argument("--tests")
+    ap.add_argument("--proxy", default=os.environ.get("DP_BINARY"))
+    ap.add_argument("--units")
+    ap.add_argument("--short", action="store_true")
+    ap.add_argument("--unit-timeout", type=int, default=600)
+    ap.add_argument("--results")
+    ap.add_argument("--tags", default="-slow")
+    ap.add_argument("--modes", default="direct,proxy")
+    ap.add_argument("--if-present", action="store_true",
+                    help="exit 0 (and say so) when the server or its tests dir is missing")
+    ap.add_argument("--verbose", action="store_true")
+    opts = ap.parse_args()
+
+    def missing(msg):
+        say("valkey-suite: " + msg)
+        sys.exit(0 if opts.if_present else 2)
+
+    proxy_bin = opts.proxy or os.path.join(opts.repo, "build", "durable-proxy")
+    modes = [m for m in opts.modes.split(",") if m]
+    if not set(modes) <= {"direct", "proxy"} or not modes:
+        raise SystemExit("valkey-suite: --modes takes direct,proxy (got %r)" % opts.modes)
+    if "proxy" in modes and not os.access(proxy_bin, os.X_OK):
+        raise SystemExit("valkey-suite: proxy binary %s missing (build it, or --proxy / DP_BINARY)"
+                         % proxy_bin)
+    os.environ["DP_SERVER_BIN"] = opts.server
+    os.environ["DP_BINARY"] = proxy_bin
+    sys.path.insert(0, os.path.join(opts.repo, "tests", "integration"))
+    import harness  # noqa: E402 - reads DP_SERVER_BIN / DP_BINARY at import
+
+    try:
+        kind, version = harness.server_version(opts.server)
+    except (OSError, RuntimeError) as e:
+        missing("server %s unusable: %s" % (opts.server, e))
+    if opts.tests is None:
+        cache = os.environ.get("DP_CACHE_DIR") or os.path.expanduser("~/.cache/durable-proxy")
+        opts.tests = os.path.join(cache, "%s-%s" % (kind, version), "source", "tests")
+    opts.tests = os.path.abspath(opts.tests)
+    if not os.path.isfile(os.path.join(opts.tests, "test_helper.tcl")):
+        missing("no Valkey tests dir at %s (no test_helper.tcl) for %s %s: pass --tests DIR "
+                "(deploy/setup-valkey.sh fetches it)" % (opts.tests, kind, version))
+
+    units_text = opts.units or (os.environ["DP_VALKEY_SUITE_SHORT"] if opts.short
+                                else os.environ["DP_VALKEY_SUITE_FULL"])
+    units = [u for u in units_text.split(",") if u]
+    for u in units:
+        if not os.path.isfile(os.path.join(opts.tests, "unit", u + ".tcl")):
+            raise SystemExit("valkey-suite: unit %s not in %s/unit" % (u, opts.tests))
+    skips = parse_skips(os.environ.get("DP_VALKEY_SUITE_SKIPS", ""))
+    results = opts.results or tempfile.mkdtemp(prefix="valkey-suite-")
+    os.makedirs(results, exist_ok=True)
+    say("valkey-suite: %s %s (%s), tests %s, proxy %s, %d units, tags %r, results in %s"
+        % (kind, version, opts.server, opts.tests, proxy_bin, len(units), opts.tags, results))
+
+    lines = []
+    failing = 0
+    t0 = time.monotonic()
+    header = "%-18s %14s %14s  %s" % ("unit", "direct ok/err", "proxy ok/err", "pass direct, fail proxy")
+    for i, unit in enumerate(units, 1):
+        unit_skips = [s for s in skips if s[0] == unit]
+        res = {}
+        for mode in modes:
+            say("[%d/%d] %s %s ..." % (i, len(units), unit, mode))
+            r = run_unit(opts, harness, unit, mode, [s[1] for s in unit_skips],
+                         os.path.join(results, unit.replace("/", "_")))
+            res[mode] = r
+            say("[%d/%d] %s %s: %d ok, %d err, %.0fs%s"
+                % (i, len(units), unit, mode, r.n_ok(), r.n_err(), r.seconds,
+                   "".join("\n      ! " + p for p in r.problems)))
+        d, p = res.get("direct"), res.get("proxy")
+        col = lambda r: "%d/%d" % (r.n_ok(), r.n_err()) if r else "-"  # noqa: E731
+        regressions, skipped = compare(d, p, unit, unit_skips) if d and p else ([], [])
+        failing += len(regressions)
+        line = "%-18s %14s %14s  %s" % (unit, col(d), col(p), "; ".join(regressions) or "-")
+        for name, reason in skipped:
+            line += "\n%-18s %29s  skipped by name: %s (%s)" % ("", "", name, reason)
+        for r, mode in ((d, "direct"), (p, "proxy")):
+            for prob in (r.problems if r else []):
+                line += "\n%-18s %29s  %s: %s" % ("", "", mode, prob)
+        lines.append(line)
+        say(line)
+
+    summary = "\n".join(["%s %s, tags %r, %.0fs" % (kind, version, opts.tags, time.monotonic() - t0),
+                         header] + lines)
+    with open(os.path.join(results, "summary.txt"), "w") as f:
+        f.write(summary + "\n")
+    print(summary)
+    if failing:
+        print("%d test(s) pass direct but not through the proxy (logs in %s)" % (failing, results))
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
