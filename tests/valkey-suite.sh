@@ -28,8 +28,15 @@
 #                     external-server CI; "" runs the slow tests too)
 #   --modes M         direct,proxy (default) or just one of them
 #
-# Units whose tests/ dir is missing: the script says so and exits 2 (the CI
-# hook uses --if-present to turn that into a skip with exit 0).
+# A server or tests/ dir that is missing: the script says so and exits 2;
+# with --if-present it says so and exits 0.
+#
+#   tests/valkey-suite.sh --ci [--results DIR]
+#
+# is the CI step (ctest entry valkey_suite_short): --short --if-present
+# against Valkey 9.1.2 and 8.0.1 as deploy/setup-valkey.sh installs them
+# (9.1.2 under $DP_CACHE_DIR, default ~/.cache/durable-proxy; 8.0.1 is
+# valkey-server on PATH when its version is 8.0.1), each with its own tests/.
 #
 # Examples:
 #   tests/valkey-suite.sh --server ~/.cache/durable-proxy/valkey-9.1.2/bin/valkey-server
@@ -50,6 +57,27 @@ EOF
 # ---------------------------------------------------------------- unit lists
 full_units="type/incr,type/string,type/list,type/hash,type/set,type/zset,type/stream,multi,scripting,functions,pubsub,pubsubshard,expire,keyspace,dump,bitops,geo,hyperloglog,info-command,tracking,introspection-2"
 short_units="type/incr,multi,pubsub,pubsubshard,keyspace,info-command,tracking"
+
+if [ "${1:-}" = --ci ]; then
+  shift
+  results=""
+  if [ "${1:-}" = --results ]; then results=$2; shift 2; fi
+  [ $# -eq 0 ] || { echo "valkey-suite: --ci takes only --results DIR (got: $*)" >&2; exit 2; }
+  cache=${DP_CACHE_DIR:-$HOME/.cache/durable-proxy}
+  rc=0
+  for version in 9.1.2 8.0.1; do
+    bin=$cache/valkey-$version/bin/valkey-server
+    if [ ! -x "$bin" ]; then
+      bin=$(command -v valkey-server || true)
+      if [ -z "$bin" ] || ! "$bin" --version 2>/dev/null | grep -q "v=$version "; then
+        echo "valkey-suite: no Valkey $version server (deploy/setup-valkey.sh installs it): skipped" >&2
+        continue
+      fi
+    fi
+    "$0" --short --if-present --server "$bin" ${results:+--results "$results/$version"} || rc=1
+  done
+  exit $rc
+fi
 
 export DP_VALKEY_SUITE_SKIPS="$skip_table"
 export DP_VALKEY_SUITE_FULL="$full_units"

@@ -14,6 +14,7 @@ test that raises count as [err] instead of aborting the unit.
 import argparse
 import collections
 import os
+import random
 import re
 import signal
 import subprocess
@@ -96,11 +97,14 @@ def parse_line(line, res):
     return None, None
 
 
-def run_tcl(args, opts, unit, port, skips, out_path):
-    """Runs one unit against host:port; returns a Result."""
+def run_tcl(args, opts, unit, port, skips, out_path, baseport):
+    """Runs one unit against host:port; returns a Result.  baseport: the
+    test server listens on a free port p in [baseport-32, baseport) with
+    p+10000 free too (two runs at once would collide on the default)."""
     res = Result()
     cmd = ["tclsh", os.path.join(opts.tests, "test_helper.tcl"),
            "--host", "127.0.0.1", "--port", str(port), "--single", "unit/" + unit,
+           "--baseport", str(baseport),
            "--durable", "--clients", "1", "--timeout", str(opts.unit_timeout)]
     if opts.tags:
         cmd += ["--tags", opts.tags]
@@ -145,6 +149,9 @@ def run_tcl(args, opts, unit, port, skips, out_path):
     res.seconds = time.monotonic() - start
     if timed_out.is_set():
         res.problems.append("unit killed after --unit-timeout %ds" % opts.unit_timeout)
+    elif res.exit != 0 and not res.err and not res.problems:
+        res.problems.append("runtest exited with %s and reported no failed test (see %s)"
+                            % (res.exit, out_path))
     return res
 
 
@@ -159,7 +166,7 @@ def run_unit(opts, harness, unit, mode, skips, unit_dir):
             proxy = harness.Proxy(unit_dir, server.port, durability="always")
             port = proxy.port
         res = run_tcl(mode, opts, unit, port, skips if mode == "proxy" else [],
-                      os.path.join(unit_dir, mode + ".out"))
+                      os.path.join(unit_dir, mode + ".out"), random.randrange(12000, 45000))
         if proxy is not None and not proxy.alive():
             res.problems.append("the proxy exited with %s (log %s)"
                                 % (proxy.proc.returncode, proxy.log_path))
