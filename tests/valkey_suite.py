@@ -14,6 +14,7 @@ test that raises count as [err] instead of aborting the unit.
 import argparse
 import collections
 import os
+import pty
 import random
 import re
 import signal
@@ -28,7 +29,8 @@ SERVER_ARGS = ["--enable-debug-command", "yes", "--enable-protected-configs", "y
 
 OK_RE = re.compile(r"^\[ok\]: (.*) \(\d+ ms\)\s*$")
 ERR_RE = re.compile(r"^\[err\]: (.*?)(?: in (?:\./)?tests/\S+\.tcl)?\s*$")
-TIMEOUT_RE = re.compile(r"^\[TIMEOUT\]: (.*?)(?: in (?:\./)?tests/\S+\.tcl)?\s*$")
+TIMEOUT_RE = re.compile(r"^\[TIMEOUT\]: (.*?)\s*$")
+HUNG_RE = re.compile(r"^\S+ => \(IN PROGRESS\) (.*?)\s*$")  # runtest's clients state report
 EXC_RE = re.compile(r"^\[exception\]: (.*)$")
 SKIP_RE = re.compile(r"^\[(skip|ignore)\]: (.*)$")
 ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
@@ -87,9 +89,13 @@ def parse_line(line, res):
         return "err", m.group(1)
     m = TIMEOUT_RE.match(line)
     if m:
+        res.problems.append("runtest: no test finished for --hang-timeout seconds")
+        return "timeout", m.group(1)
+    m = HUNG_RE.match(line)
+    if m:
         res.err[m.group(1)] += 1
-        res.problems.append(line)
-        return "err", m.group(1)
+        res.problems.append("hung in: %s" % m.group(1))
+        return "err", m.group(1) + " (hung)"
     m = EXC_RE.match(line)
     if m:
         res.problems.append(line)
@@ -105,19 +111,23 @@ def run_tcl(args, opts, unit, port, skips, out_path, baseport):
     cmd = ["tclsh", os.path.join(opts.tests, "test_helper.tcl"),
            "--host", "127.0.0.1", "--port", str(port), "--single", "unit/" + unit,
            "--baseport", str(baseport),
-           "--durable", "--clients", "1", "--timeout", str(opts.unit_timeout)]
+           "--durable", "--clients", "1", "--timeout", str(opts.hang_timeout)]
     if opts.tags:
         cmd += ["--tags", opts.tags]
     for name in skips:
         cmd += ["--skiptest", name]
     env = dict(os.environ, TERM="dumb")
     start = time.monotonic()
+    # Tcl buffers its stdout fully on a pipe: a pty gives one line at a
+    # time (progress as it happens, and the last lines of a hung unit).
+    master, slave = pty.openpty()
     with open(out_path, "w") as out:
         out.write("# %s\n" % " ".join(cmd))
         out.flush()
-        proc = subprocess.Popen(cmd, cwd=os.path.dirname(opts.tests), stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                text=True, errors="replace", start_new_session=True)
+        proc = subprocess.Popen(cmd, cwd=os.path.dirname(opts.tests), stdout=slave,
+                                stderr=slave, stdin=subprocess.DEVNULL, env=env,
+                                start_new_session=True)
+        os.close(slave)
         timed_out = threading.Event()
 
         def kill_on_deadline():
@@ -129,22 +139,39 @@ def run_tcl(args, opts, unit, port, skips, out_path, baseport):
                     pass
         timer = threading.Timer(opts.unit_timeout, kill_on_deadline)
         timer.start()
+        pending = b""
         try:
-            for line in proc.stdout:
-                out.write(line)
-                kind, name = parse_line(line, res)
-                if kind == "err" or kind == "exception":
-                    say("    %s [%s]: %s" % (args, kind, name))
-                elif kind == "ok" and opts.verbose:
-                    say("    %s [ok]: %s" % (args, name))
+            while True:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:  # EIO: every writer of the pty is gone
+                    chunk = b""
+                if not chunk:
+                    break
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for raw in lines:
+                    line = raw.decode("utf-8", "replace").rstrip("\r")
+                    out.write(line + "\n")
+                    kind, name = parse_line(line, res)
+                    if kind == "err" or kind == "exception":
+                        say("    %s [%s]: %s" % (args, kind, name))
+                    elif kind == "ok" and opts.verbose:
+                        say("    %s [ok]: %s" % (args, name))
+                out.flush()
+            if pending:
+                out.write(pending.decode("utf-8", "replace") + "\n")
             proc.wait()
         finally:
             timer.cancel()
+            os.close(master)
             # The test clients are children of test_helper: end the group.
             try:
                 os.killpg(proc.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+            if proc.poll() is None:
+                proc.wait()
     res.exit = proc.returncode
     res.seconds = time.monotonic() - start
     if timed_out.is_set():
@@ -186,23 +213,33 @@ def run_unit(opts, harness, unit, mode, skips, unit_dir):
             server.stop()
 
 
+def unit_dir_of(results, unit):
+    return os.path.join(results, unit.replace("/", "_"))
+
+
 def compare(direct, proxied, unit, skips):
     """Names passing direct that did not pass as often through the proxy,
-    split into (open regressions, skipped-by-table)."""
-    regressions, skipped = [], []
+    split into (failed, never ran, skipped by the table or --skiptest)."""
+    failed, not_run, skipped = [], [], []
     for name, n in sorted(direct.ok.items()):
         if proxied.ok[name] >= n:
             continue
         entry = [s for s in skips if skip_matches(s[1], name)]
         if entry:
             skipped.append((name, entry[0][2]))
-            continue
-        what = "err" if proxied.err[name] else "not run"
-        regressions.append("%s (%s)" % (name, what))
-    return regressions, skipped
+        elif proxied.err[name]:
+            failed.append(name)
+        else:
+            not_run.append(name)
+    return failed, not_run, skipped
+
+
+def on_sigterm(signum, frame):
+    raise SystemExit("valkey-suite: signal %d: stopping (servers and proxies are stopped)" % signum)
 
 
 def main():
+    signal.signal(signal.SIGTERM, on_sigterm)
     ap = argparse.ArgumentParser(prog="tests/valkey-suite.sh")
     ap.add_argument("--repo", required=True)
     ap.add_argument("--server", default=os.environ.get("DP_SERVER_BIN") or "valkey-server")
@@ -211,11 +248,17 @@ def main():
     ap.add_argument("--units")
     ap.add_argument("--short", action="store_true")
     ap.add_argument("--unit-timeout", type=int, default=600)
+    ap.add_argument("--hang-timeout", type=int, default=120,
+                    help="runtest --timeout: seconds without a test finishing before runtest "
+                         "reports the running test as [TIMEOUT] and ends the unit")
     ap.add_argument("--results")
     ap.add_argument("--tags", default="-slow")
     ap.add_argument("--modes", default="direct,proxy")
     ap.add_argument("--if-present", action="store_true",
                     help="exit 0 (and say so) when the server or its tests dir is missing")
+    ap.add_argument("--skiptest", action="append", default=[], metavar="NAME",
+                    help="skip this test (exact name or /regexp) through the proxy in every unit, "
+                         "for investigating what a failure hides; never counts as passing")
     ap.add_argument("--verbose", action="store_true")
     opts = ap.parse_args()
 
@@ -264,21 +307,29 @@ def main():
     t0 = time.monotonic()
     header = "%-18s %14s %14s  %s" % ("unit", "direct ok/err", "proxy ok/err", "pass direct, fail proxy")
     for i, unit in enumerate(units, 1):
-        unit_skips = [s for s in skips if s[0] == unit]
+        unit_skips = [s for s in skips if s[0] == unit] + \
+            [(unit, name, "--skiptest on the command line") for name in opts.skiptest]
         res = {}
         for mode in modes:
             say("[%d/%d] %s %s ..." % (i, len(units), unit, mode))
             r = run_unit(opts, harness, unit, mode, [s[1] for s in unit_skips],
-                         os.path.join(results, unit.replace("/", "_")))
+                         unit_dir_of(results, unit))
             res[mode] = r
             say("[%d/%d] %s %s: %d ok, %d err, %.0fs%s"
                 % (i, len(units), unit, mode, r.n_ok(), r.n_err(), r.seconds,
                    "".join("\n      ! " + p for p in r.problems)))
         d, p = res.get("direct"), res.get("proxy")
         col = lambda r: "%d/%d" % (r.n_ok(), r.n_err()) if r else "-"  # noqa: E731
-        regressions, skipped = compare(d, p, unit, unit_skips) if d and p else ([], [])
-        failing += len(regressions)
-        line = "%-18s %14s %14s  %s" % (unit, col(d), col(p), "; ".join(regressions) or "-")
+        failed, not_run, skipped = compare(d, p, unit, unit_skips) if d and p else ([], [], [])
+        failing += len(failed) + len(not_run) + \
+            sum(1 for _, why in skipped if why.startswith("--skiptest"))
+        shown = failed + (["%d not run (listed in %s)" % (len(not_run), unit_dir_of(results, unit))]
+                          if not_run else [])
+        if failed or not_run:
+            with open(os.path.join(unit_dir_of(results, unit), "regressions.txt"), "w") as f:
+                f.write("".join("err: %s\n" % n for n in failed))
+                f.write("".join("not run: %s\n" % n for n in not_run))
+        line = "%-18s %14s %14s  %s" % (unit, col(d), col(p), "; ".join(shown) or "-")
         for name, reason in skipped:
             line += "\n%-18s %29s  skipped by name: %s (%s)" % ("", "", name, reason)
         for r, mode in ((d, "direct"), (p, "proxy")):
