@@ -182,6 +182,13 @@ def run_tcl(args, opts, unit, port, skips, out_path, baseport):
     return res
 
 
+def port_busy(out_path):
+    """Whether runtest gave up because its test-server port was taken."""
+    with open(out_path, errors="replace") as f:
+        text = f.read()
+    return "couldn't open socket: address already in use" in text or "Can't find a non busy port" in text
+
+
 def run_unit(opts, harness, unit, mode, skips, unit_dir):
     os.makedirs(unit_dir, exist_ok=True)
     server = proxy = None
@@ -192,8 +199,14 @@ def run_unit(opts, harness, unit, mode, skips, unit_dir):
         if mode == "proxy":
             proxy = harness.Proxy(unit_dir, server.port, durability="always")
             port = proxy.port
-        res = run_tcl(mode, opts, unit, port, skips if mode == "proxy" else [],
-                      os.path.join(unit_dir, mode + ".out"), random.randrange(12000, 45000))
+        out_path = os.path.join(unit_dir, mode + ".out")
+        for attempt in range(3):
+            # Below the ephemeral port range (32768+), with room for +10000.
+            res = run_tcl(mode, opts, unit, port, skips if mode == "proxy" else [],
+                          out_path, random.randrange(12000, 22700))
+            if res.n_ok() or res.n_err() or not port_busy(out_path):
+                break
+            say("    %s: runtest's own port was busy; again with another --baseport" % mode)
         if proxy is not None and not proxy.alive():
             res.problems.append("the proxy exited with %s (log %s)"
                                 % (proxy.proc.returncode, proxy.log_path))
