@@ -23,6 +23,11 @@
 #   --units LIST      comma-separated units (default: the full list below)
 #   --short           the CI subset (under 3 minutes on 2 cores)
 #   --unit-timeout S  wall-clock limit per unit and mode (default 600)
+#   --hang-timeout S  runtest --timeout: no test finished for S seconds ends
+#                     the unit and names the test that hung (default 120,
+#                     60 with --short)
+#   --skiptest NAME   skip NAME (or /regexp) through the proxy in every unit,
+#                     to see what a failure hides; counts as failing
 #   --results DIR     logs and summary (default a new dir under /tmp)
 #   --tags TAGS       runtest --tags (default "-slow", as Valkey's own
 #                     external-server CI; "" runs the slow tests too)
@@ -59,7 +64,7 @@ EOF
 
 # ---------------------------------------------------------------- unit lists
 full_units="type/incr,type/string,type/list,type/hash,type/set,type/zset,type/stream,multi,scripting,functions,pubsub,pubsubshard,expire,keyspace,dump,bitops,geo,hyperloglog,info-command,tracking,introspection-2"
-short_units="type/incr,multi,pubsub,pubsubshard,keyspace,info-command,tracking"
+short_units="type/incr,multi,pubsub,pubsubshard,expire,keyspace,dump,info-command,tracking"
 
 if [ "${1:-}" = --ci ]; then
   shift

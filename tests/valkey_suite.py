@@ -297,9 +297,10 @@ def main():
     ap.add_argument("--units")
     ap.add_argument("--short", action="store_true")
     ap.add_argument("--unit-timeout", type=int, default=600)
-    ap.add_argument("--hang-timeout", type=int, default=120,
+    ap.add_argument("--hang-timeout", type=int, default=None,
                     help="runtest --timeout: seconds without a test finishing before runtest "
-                         "reports the running test as [TIMEOUT] and ends the unit")
+                         "reports the running test as [TIMEOUT] and ends the unit "
+                         "(default 120, 60 with --short)")
     ap.add_argument("--results")
     ap.add_argument("--tags", default="-slow")
     ap.add_argument("--modes", default="direct,proxy")
@@ -310,6 +311,8 @@ def main():
                          "for investigating what a failure hides; never counts as passing")
     ap.add_argument("--verbose", action="store_true")
     opts = ap.parse_args()
+    if opts.hang_timeout is None:
+        opts.hang_timeout = 60 if opts.short else 120
 
     def missing(msg):
         say("valkey-suite: " + msg)
