@@ -12,16 +12,19 @@
 #
 #   tests/valkey-suite.sh [--server BIN] [--tests DIR] [--proxy BIN]
 #        [--units u1,u2,...] [--short] [--unit-timeout SEC] [--results DIR]
-#        [--tags TAGS] [--modes direct,proxy] [--verbose]
+#        [--hang-timeout SEC] [--tags TAGS] [--modes direct,proxy]
+#        [--skiptest NAME]... [--if-present] [--verbose]
 #
 #   --server BIN      upstream server (default $DP_SERVER_BIN, else
-#                     valkey-server); its version picks nothing by itself:
+#                     valkey-server)
 #   --tests DIR       the Valkey tests/ directory matching that server
-#                     (default: the source tree deploy/setup-valkey.sh keeps
-#                     for that version under ~/.cache/durable-proxy)
+#                     (default: the one deploy/setup-valkey.sh keeps for the
+#                     server's version, $DP_CACHE_DIR/valkey-<v>/source/tests,
+#                     DP_CACHE_DIR defaulting to ~/.cache/durable-proxy)
 #   --proxy BIN       default $DP_BINARY, else build/durable-proxy
 #   --units LIST      comma-separated units (default: the full list below)
-#   --short           the CI subset (under 3 minutes on 2 cores)
+#   --short           the CI subset (about a minute per version on 2 cores
+#                     when nothing hangs; each hung test adds --hang-timeout)
 #   --unit-timeout S  wall-clock limit per unit and mode (default 600)
 #   --hang-timeout S  runtest --timeout: no test finished for S seconds ends
 #                     the unit and names the test that hung (default 120,
