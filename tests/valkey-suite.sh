@@ -64,7 +64,7 @@ scripting | EVAL - Scripts do not block on waitaof | the proxy is a replica that
 scripting | not enough good replicas              | the proxy is a replica (README: shows in INFO replication), so min-replicas-to-write 1 is met and the write succeeds
 multi     | MULTI / EXEC with REPLICAOF            | REPLICAOF host port is refused through the proxy (README: commands that would move Valkey to another history)
 multi     | exec with read commands and stale replica state change | uses REPLICAOF host port, refused through the proxy (same reason)
-EOF_MARKEOF
+EOF
 )
 
 # ---------------------------------------------------------------- unit lists
