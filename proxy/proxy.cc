@@ -307,6 +307,10 @@ void Proxy::decide(const upstream::UpstreamInfo& up, uint64_t end_at_request) {
   const uint64_t end = log_->end_offset();
   upstream::RecoveryPlan plan = upstream::plan_recovery(ours, std::min(end, end_at_request), up, cfg_.on_unknown_dataset);
   LOG_INFO("recovery", "%s", plan.explanation.c_str());
+  // A refusal lasts only while its decision does: a later decision (the
+  // operator wiped or fixed the upstream) must not find it still set, or
+  // the restored, streaming upstream would stay -LOADING.
+  refused_ = plan.action == upstream::RecoveryAction::refuse;
   switch (plan.action) {
     case upstream::RecoveryAction::fresh:
     case upstream::RecoveryAction::adopt:

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <utility>
 
+#include "proxy/commands/monitor_line.h"
 #include "proxy/logger.h"
 #include "proxy/resp/encoder.h"
 #include "proxy/session_metrics.h"
@@ -547,7 +548,8 @@ Session::FrameRole Session::frame_role(std::string_view frame, const resp::Frame
       return FrameRole::message;
     }
   }
-  if (monitor_ && f.type == '+' && looks_like_monitor_line(frame)) return FrameRole::message;
+  if (monitor_ && f.type == '+' && looks_like_monitor_line(frame))  // only a write's line is held (class 7)
+    return commands::monitor_line_needs_hold(*ctx_->table, frame) ? FrameRole::message : FrameRole::passive;
   return FrameRole::reply;
 }
 
@@ -739,7 +741,8 @@ void Session::release() {
       if (h.probe > failed) break;
       // Not durable in time (or the log failed): never release it as success.
       std::string line;
-      resp::append_error(&line, "ERR durable-proxy: reply withheld, write not durable: " + fail_reason_);
+      resp::append_error(&line, "ERR durable-proxy: reply withheld, write not durable: " +
+                                    (fail_reason_.empty() ? ctx_->gate->fail_reason() : fail_reason_));
       if (h.len > 0) out_.append(line);
       count_release(ctx_->metrics, h.kind, h.since_ns, true, ctx_->log_failed);
     } else {

@@ -117,6 +117,14 @@ void StreamTracker::on_command(const resp::Request& req, uint64_t end_offset) {
     if (in_multi_) multi_dbs_.push_back(db);
     else pending_->stream_db(db, end_offset);
   };
+  // A keyless command that changes no key (PUBLISH, SPUBLISH, FUNCTION
+  // LOAD/DELETE/FLUSH/RESTORE, CLUSTER SETSLOT: DbEffect::none in the
+  // table) marks nothing: reads of keys must not wait for it (promise 2).
+  // What it did change is read only by commands held anyway: FUNCTION
+  // LIST/STATS/DUMP are keyspace reads and FCALL a write.
+  if (cls_.keys.empty() && !cls_.db_wide && !cls_.all_dbs && cls_.info != nullptr &&
+      cls_.info->db_effect == commands::DbEffect::none)
+    return;
   for (std::string_view k : cls_.keys) add_key(k);
   if (cls_.all_dbs) {
     if (in_multi_) multi_all_ = true;

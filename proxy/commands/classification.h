@@ -37,10 +37,13 @@ struct Classification {
   Special special = Special::none;
   bool blocking = false;  // may wait for other clients: B*POP..., XREAD(GROUP) BLOCK, WAIT, WAITAOF
   // A write that makes the whole current db pending: FLUSHDB, SWAPDB, MOVE,
-  // COPY ... DB, DEBUG, EVAL/EVALSHA/FCALL unless trust_script_keys, unknown
-  // commands.  Always false for reads.
+  // COPY ... DB, writes whose keys the specs cannot find.  Always false for
+  // reads.
   bool db_wide = false;
-  bool all_dbs = false;  // every db pending: FLUSHALL, unrecognised keyless writes (db_wide is set too)
+  // Every db pending (db_wide is set too): writes whose reach is unknown --
+  // FLUSHALL, DEBUG, CONFIG SET, EVAL/EVALSHA/FCALL unless
+  // trust_script_keys, unknown commands, unrecognised keyless writes.
+  bool all_dbs = false;
   int other_db = -1;     // MOVE / COPY ... DB target, SWAPDB's first db: pending as a whole
   int other_db2 = -1;    // SWAPDB's second db
   // Views into the args passed to classify(); valid while they are.  The

@@ -58,8 +58,8 @@ enum class Handler : uint8_t { none, sort, sort_ro, migrate, bitfield, xread, xr
 enum class DbEffect : uint8_t {
   keys,      // only the keys it names
   none,      // changes no key (PUBLISH, FUNCTION LOAD, SCRIPT LOAD, EXEC by itself)
-  whole_db,  // the whole current db (FLUSHDB, DEBUG, scripts unless trusted)
-  all_dbs,   // every db (FLUSHALL, an unrecognised keyless write)
+  whole_db,  // the whole current db (FLUSHDB, writes whose keys the specs cannot find)
+  all_dbs,   // every db (FLUSHALL, DEBUG, CONFIG SET, scripts unless trusted, keyless writes)
 };
 
 struct CommandInfo {

@@ -123,8 +123,8 @@ const CommandInfo* CommandTable::lookup(const std::vector<std::string_view>& arg
 void CommandTable::classify(const std::vector<std::string_view>& args, Classification* out) const {
   out->reset();
   const CommandInfo* info = lookup(args);
-  if (info == nullptr) {  // unknown command or subcommand: may write anything in this db
-    out->db_wide = true;
+  if (info == nullptr) {  // unknown command or subcommand: may write anything, in any db
+    out->db_wide = out->all_dbs = true;
     return;
   }
   out->info = info;

@@ -32,7 +32,7 @@ uint64_t DurabilityGate::cover_through(uint64_t session_id, uint64_t offset) {
     if (b.answered && b.offset < offset) lo = mid + 1;
     else hi = mid;
   }
-  if (lo == batches_.size() || !batches_[lo].answered) return 0;
+  if (lo == batches_.size() || !batches_[lo].answered || batches_[lo].id <= failed_through_) return 0;
   Batch& b = batches_[lo];
   if (b.sessions.empty() || b.sessions.back() != session_id) b.sessions.push_back(session_id);
   return b.id;
@@ -108,6 +108,7 @@ void DurabilityGate::expire(uint64_t now_ms, uint64_t timeout_ms, const std::str
   }
   if (through == failed_through_) return;
   failed_through_ = through;
+  fail_reason_ = reason;
   for (uint64_t s : touched)
     if (GateClient* c = lookup_(s)) c->on_fail(reason);
 }

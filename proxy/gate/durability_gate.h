@@ -54,7 +54,8 @@ class DurabilityGate {
   // A reply that must wait only until the log reaches `offset` (a read of
   // keys whose pending writes all have known offsets): joins the oldest
   // answered batch at or above `offset` and returns its probe id, or
-  // returns 0 when no such batch exists (then cover() it as usual).
+  // returns 0 when no such batch exists or it already failed (then cover()
+  // it as usual: a batch failed by the timeout says nothing of this reply).
   uint64_t cover_through(uint64_t session_id, uint64_t offset);
   // End of a loop turn: sends the current batch's probe if it has members.
   void flush();
@@ -69,6 +70,10 @@ class DurabilityGate {
   uint64_t durable_offset() const { return durable_; }
   uint64_t released_through() const { return released_through_; }
   uint64_t failed_through() const { return failed_through_; }
+  // Why the batches through failed_through() failed (the latest expire()'s
+  // reason): what a reply covered by one of them is answered with, whether
+  // or not its session was in the batch when it failed.
+  const std::string& fail_reason() const { return fail_reason_; }
 
   // Fails every batch older than `timeout_ms` (and, with `all`, every batch)
   // with `reason`; the proxy calls it from a timer and on log failure.
@@ -102,6 +107,7 @@ class DurabilityGate {
   uint64_t failed_through_ = 0;
   uint64_t last_offset_ = 0;
   uint64_t last_cover_session_ = 0;
+  std::string fail_reason_;
 };
 
 }  // namespace dp::gate

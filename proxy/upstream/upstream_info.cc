@@ -69,12 +69,20 @@ RecoveryPlan plan_recovery(const std::string& ours, uint64_t end, const Upstream
     p.explanation = why.str();
     return p;
   }
-  if (up.replid == ours && up.offset < end) {
-    // A prefix of the log's own history (an interrupted restore, or an old
-    // snapshot of ours): the log holds everything it has and more.
+  // A prefix of the log's own history: an interrupted restore (our replid
+  // at an older offset), or the upstream restarted from an older snapshot of
+  // ours (a SAVE made through the proxy, then a crash): it loaded our replid
+  // as replid2, valid up to second_repl_offset-1, which is below the log end.
+  // The log holds everything it has and more.
+  bool prefix_same = up.replid == ours && up.offset < end;
+  bool prefix_previous = !up.replid2.empty() && up.replid2 == ours && up.second_offset > 0 &&
+                         up.second_offset <= end;
+  if (prefix_same || prefix_previous) {
     p.action = RecoveryAction::restore;
-    why << "upstream holds an older part of the log's history (replid " << ours << " at offset " << up.offset
-        << ", log ends at " << end << "): restoring it from the checkpoint and log";
+    uint64_t held = prefix_same ? up.offset : up.second_offset - 1;
+    why << "upstream holds an older part of the log's history (replid " << ours << " up to offset " << held
+        << (prefix_previous ? ", as its replid2: restarted from an older snapshot" : "") << "; log ends at " << end
+        << "): restoring it from the checkpoint and log";
     with_up();
     p.explanation = why.str();
     return p;

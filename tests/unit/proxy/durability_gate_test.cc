@@ -185,3 +185,19 @@ TEST_CASE("cover_through joins the oldest answered batch at or above the offset"
   CHECK(f.gate.released_through() == p1);
   CHECK(f.sessions[2].releases >= 1);
 }
+
+TEST_CASE("a reply never joins a batch the hold timeout failed; the failure keeps its reason") {
+  Fixture f;
+  f.sessions[1];
+  f.sessions[2];
+  uint64_t p1 = f.gate.current_probe();
+  f.gate.cover(1, nullptr, 1000);
+  f.gate.flush();
+  f.gate.probe_answered(p1, 100);
+  f.gate.expire(2000, 1000, "replica link down");
+  CHECK(f.gate.failed_through() == p1);
+  CHECK(f.gate.fail_reason() == "replica link down");
+  // A read of a key written at offset 100 arrives after the failure: it
+  // waits for a new probe rather than failing with the old batch.
+  CHECK(f.gate.cover_through(2, 100) == 0);
+}

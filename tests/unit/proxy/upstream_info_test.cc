@@ -76,3 +76,14 @@ TEST_CASE("an upstream holding an older part of our own history is restored even
   CHECK(p.action == RecoveryAction::restore);
   CHECK(p.explanation.find("older part of the log's history") != std::string::npos);
 }
+
+TEST_CASE("an upstream restarted from an older snapshot of ours (our replid as replid2, below the log end) is restored") {
+  // SAVE at offset 119 through the proxy, kill -9, restart on the same dir:
+  // new replid, replid2 = ours valid up to 119, 1 key; the log ends at 152.
+  RecoveryPlan p = plan_recovery(kA, 152, info(kB, 119, kA, 120, 1), OnUnknownDataset::refuse);
+  CHECK(p.action == RecoveryAction::restore);
+  CHECK(p.explanation.find("older snapshot") != std::string::npos);
+  // The switch exactly after the log end is still a resume.
+  CHECK(plan_recovery(kA, 152, info(kB, 200, kA, 153, 1), OnUnknownDataset::refuse).action ==
+        RecoveryAction::resume);
+}
