@@ -46,6 +46,7 @@ struct Config {
   DurabilityMode durability = DurabilityMode::always;
   uint32_t hold_timeout_ms = 10000;      // a held reply that cannot become durable in time gets an error
   bool trust_script_keys = false;        // scripts/functions touch only their declared keys
+  bool allow_replica_sync = false;       // clients may SYNC/PSYNC (the pipe is not held)
   uint64_t max_unsynced_bytes = 64ull << 20;  // stream bytes received but not fsynced before backpressure
 
   // log:

@@ -82,6 +82,10 @@ const std::vector<Key> kKeys = {
      .max = 86400000, .unit_us = kMs},
     {.name = "durability.trust_script_keys", .kind = KeyKind::boolean, .field = &Config::trust_script_keys,
      .help = "Trust scripts and functions to touch only the keys they declare."},
+    {.name = "durability.allow_replica_sync", .kind = KeyKind::boolean, .field = &Config::allow_replica_sync,
+     .help = "Let clients run SYNC/PSYNC through the proxy.  Such a replica receives\n"
+             "writes before they are durable (nothing on that pipe is held): turn it on\n"
+             "only for replication between proxied servers (cluster replicas)."},
     {.name = "durability.max_unsynced", .kind = KeyKind::size, .field = &Config::max_unsynced_bytes,
      .help = "Stream bytes received but not yet fsynced before backpressure.", .min = kKb,
      .max = kUnbounded},

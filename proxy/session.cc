@@ -5,6 +5,7 @@
 #include <cstring>
 #include <utility>
 
+#include "proxy/commands/history_guard.h"
 #include "proxy/commands/monitor_line.h"
 #include "proxy/logger.h"
 #include "proxy/resp/encoder.h"
@@ -34,9 +35,39 @@ bool parse_int(std::string_view s, long long* out) {
   return r.ec == std::errc() && r.ptr == s.data() + s.size();
 }
 
+// A db index as the server reads it (string2ll and an int range): an
+// optional '-', digits, no leading zero, no '+', no spaces, no "-0".
+// kDbUnknown when it is not one or not a db the proxy can track; the db
+// itself is taken only from the server's +OK.
+int parse_db_index(std::string_view s) {
+  constexpr int kUnknown = -1;
+  if (s.empty() || s.size() > 10) return kUnknown;
+  if (s[0] == '-') return kUnknown;  // negative (or "-0"): never a db
+  if (s.size() > 1 && s[0] == '0') return kUnknown;
+  long long v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return kUnknown;
+    v = v * 10 + (c - '0');
+  }
+  return v < gate::PendingKeys::kMaxDb ? static_cast<int>(v) : kUnknown;
+}
+
 bool is_pubsub_confirmation(std::string_view kind) {
   return iequals(kind, "subscribe") || iequals(kind, "psubscribe") || iequals(kind, "ssubscribe") ||
          iequals(kind, "unsubscribe") || iequals(kind, "punsubscribe") || iequals(kind, "sunsubscribe");
+}
+
+// The confirmation `kind` answers a command of `special`.
+bool confirms(Special special, std::string_view kind) {
+  switch (special) {
+    case Special::subscribe: return iequals(kind, "subscribe");
+    case Special::psubscribe: return iequals(kind, "psubscribe");
+    case Special::ssubscribe: return iequals(kind, "ssubscribe");
+    case Special::unsubscribe: return iequals(kind, "unsubscribe");
+    case Special::punsubscribe: return iequals(kind, "punsubscribe");
+    case Special::sunsubscribe: return iequals(kind, "sunsubscribe");
+    default: return false;
+  }
 }
 
 bool is_pubsub_message(std::string_view kind) {
@@ -113,6 +144,7 @@ void Session::upstream_unreachable(const char* cause) {
   tokens_.clear();
   if (ctx_->gate && !multi_token_.empty()) ctx_->gate->pending().abandon(std::move(multi_token_));
   expects_.clear();
+  exec_selects_.clear();
   local_.clear();
   read_keys_.clear();
   up_out_.clear();
@@ -336,6 +368,10 @@ void Session::handle_request(std::string_view bytes) {
   // log all the same (below), so recognise it by name.
   if (cls_.info == nullptr && iequals(args[0], "waitaof")) cls_.special = Special::waitaof;
 
+  if (durable) {
+    if (std::string why = commands::history_refusal(args); !why.empty()) return refuse_history_change(why);
+  }
+
   Expect e;
   e.kind = cls_.kind;
   e.special = cls_.special;
@@ -343,6 +379,10 @@ void Session::handle_request(std::string_view bytes) {
 
   switch (cls_.special) {
     case Special::client_reply:
+      // Valkey 8+ refuses it in MULTI (and aborts the transaction); Redis
+      // 7.0 queued it and changed the reply mode in the middle of EXEC's
+      // reply.  The proxy keeps the mode itself, so it refuses it as Valkey.
+      if (in_multi_) return refuse_queued("ERR Command 'client|reply' not allowed inside a transaction");
       if (args.size() == 3) {
         if (iequals(args[2], "on")) {
           reply_mode_ = ReplyMode::on;
@@ -359,7 +399,7 @@ void Session::handle_request(std::string_view bytes) {
       }
       break;  // let the upstream produce its error
     case Special::info:
-      if (args.size() == 2 && iequals(args[1], "durability")) {
+      if (args.size() == 2 && iequals(args[1], "durability") && !in_multi_) {  // queued: Valkey's (empty) answer
         std::string body = ctx_->info_durability ? ctx_->info_durability() : std::string();
         std::string reply;
         resp::append_verbatim_or_bulk(&reply, body, resp_);
@@ -370,7 +410,7 @@ void Session::handle_request(std::string_view bytes) {
     case Special::waitaof:
       if (durable && args.size() == 4 && args[2] == "0") {
         long long numlocal = 0;
-        if (parse_int(args[1], &numlocal) && numlocal >= 0) {
+        if (parse_int(args[1], &numlocal) && (numlocal == 0 || numlocal == 1) && !in_multi_) {
           // The proxy's log is this server's local AOF: the answer waits
           // like a write, so every earlier write is durable when it leaves.
           if (reply_mode_ != ReplyMode::on) return consume_skip();
@@ -380,20 +420,32 @@ void Session::handle_request(std::string_view bytes) {
       break;
     case Special::sync:
     case Special::psync:
+      if (durable && !ctx_->cfg->allow_replica_sync) {
+        // The pipe would stream the upstream's writes before they are durable.
+        std::string line;
+        resp::append_error(&line, "ERR durable-proxy: " + std::string(args[0]) +
+                                      " refused: a replica through the proxy would receive writes before they "
+                                      "are durable (set durability.allow_replica_sync: true to allow it)");
+        if (reply_mode_ != ReplyMode::on) return consume_skip();
+        return answer_locally(line);
+      }
       raw_client_ = true;
       e.type = ExpectType::raw_switch;
       e.kind = Kind::other;
       forward(bytes);
       expects_.push_back(e);
       return take_local_expects();  // at the front already: the upstream's bytes are raw from now on
-    case Special::select: {
-      long long n = 0;
-      e.arg = db_;
-      if (parse_int(args.size() > 1 ? args[1] : std::string_view(), &n) && n >= 0 &&
-          n < gate::PendingKeys::kMaxDb)
-        db_ = static_cast<int>(n);
+    case Special::select:
+      e.arg = args.size() == 2 ? parse_db_index(args[1]) : kDbUnknown;
       break;
-    }
+    case Special::reset:
+      // RESET runs at once, even inside MULTI: what follows it is not queued
+      // and gets its replies whatever CLIENT REPLY said.
+      if (in_multi_ && durable) ctx_->gate->pending().abandon(std::move(multi_token_));
+      multi_token_ = gate::Token{};
+      end_multi();
+      reply_mode_ = ReplyMode::on;
+      break;
     case Special::hello: {
       long long v = 0;
       if (args.size() > 1 && parse_int(args[1], &v)) e.arg = static_cast<int>(v);
@@ -402,7 +454,10 @@ void Session::handle_request(std::string_view bytes) {
     default:
       break;
   }
-  if (is_pubsub_special(cls_.special)) e.type = ExpectType::pubsub;
+  if (is_pubsub_special(cls_.special)) {
+    e.type = ExpectType::pubsub;
+    e.arg = static_cast<int>(std::min<size_t>(args.size() - 1, INT32_MAX));  // one confirmation each; 0: unknown
+  }
 
   if (ctx_->log_failed && cls_.kind == Kind::write && durable) {
     std::string line;
@@ -410,28 +465,50 @@ void Session::handle_request(std::string_view bytes) {
     return answer_locally(line);
   }
 
-  if (in_multi_ && cls_.special != Special::exec && cls_.special != Special::discard &&
-      cls_.special != Special::multi && cls_.special != Special::watch) {
+  const bool queued = in_multi_ && cls_.special != Special::exec && cls_.special != Special::discard &&
+                      cls_.special != Special::multi && cls_.special != Special::watch &&
+                      cls_.special != Special::reset && cls_.special != Special::quit;
+  // Until MULTI's +OK arrives the server may not be in a transaction (MULTI
+  // refused): a command sent behind it is held as if it ran at once too.
+  const bool surely_queued = queued && multi_answered_;
+  if (queued) {
     // Queued: the reply is +QUEUED (reveals nothing); EXEC carries the marks.
     if (durable && cls_.kind == Kind::write) mark_write(&multi_token_);
+    if (cls_.special == Special::select) {
+      multi_selects_.push_back(MultiSelect{multi_queued_, e.arg});
+      db_ = kDbUnknown;  // commands queued after it run in the db it picks
+      if (!surely_queued) e.db_change = true;
+    }
+    e.maybe_queued = !surely_queued;
+    if (is_pubsub_special(cls_.special)) multi_pubsub_ = true;
+    ++multi_queued_;
+  }
+  if (surely_queued) {
     e.kind = Kind::other;
+    e.special = Special::none;  // its effect, if any, comes with EXEC's reply
+    e.type = ExpectType::reply;
   } else if (cls_.special == Special::multi) {
     if (!in_multi_) {
       in_multi_ = true;
-      multi_db_ = e.arg = db_;
+      multi_answered_ = false;
+      e.arg = static_cast<int>(++multi_serial_);  // this MULTI opened the transaction
     }
     e.kind = Kind::other;
   } else if (cls_.special == Special::exec && in_multi_) {
-    in_multi_ = false;
     e.kind = Kind::write;
+    e.exec_pubsub = multi_pubsub_;
+    if (!multi_selects_.empty()) {
+      e.db_change = true;
+      exec_selects_.push_back(std::move(multi_selects_));
+    }
+    end_multi();
     if (durable) {
       tokens_.push_back(std::move(multi_token_));
       multi_token_ = gate::Token{};
       e.has_token = true;
     }
   } else if (cls_.special == Special::discard && in_multi_) {
-    in_multi_ = false;
-    db_ = multi_db_;
+    end_multi();
     if (durable) ctx_->gate->pending().abandon(std::move(multi_token_));
     multi_token_ = gate::Token{};
     e.kind = Kind::other;
@@ -449,6 +526,13 @@ void Session::handle_request(std::string_view bytes) {
     }
   }
 
+  if (!queued && (e.special == Special::select || e.special == Special::reset)) e.db_change = true;
+  if (e.db_change) {
+    // Until the server answers, the db of what follows is not known.
+    ++db_changes_;
+    db_ = kDbUnknown;
+  }
+
   if (reply_mode_ == ReplyMode::off) e.drop = true;
   else if (reply_mode_ == ReplyMode::skip_next) {
     e.drop = true;
@@ -458,15 +542,62 @@ void Session::handle_request(std::string_view bytes) {
   expects_.push_back(e);
 }
 
+void Session::end_multi() {
+  in_multi_ = false;
+  multi_queued_ = 0;
+  multi_pubsub_ = false;
+  multi_selects_.clear();
+  // SELECTs queued in a transaction that will not run change nothing.
+  if (db_changes_ == 0) db_ = confirmed_db_;
+}
+
+void Session::db_change_answered(int db) {
+  confirmed_db_ = db;
+  if (db_changes_ > 0 && --db_changes_ == 0 && multi_selects_.empty()) db_ = confirmed_db_;
+}
+
+void Session::refuse_history_change(const std::string& why) {
+  std::string name(req_.args[0]);
+  for (char& c : name) c = static_cast<char>(c >= 'a' && c <= 'z' ? c - 32 : c);
+  if (req_.args.size() > 1 && (iequals(req_.args[0], "debug") || iequals(req_.args[0], "cluster"))) {
+    name += ' ';
+    for (char c : req_.args[1]) name += static_cast<char>(c >= 'a' && c <= 'z' ? c - 32 : c);
+  }
+  LOG_INFO("session", "client %llu: %s refused: %s", static_cast<unsigned long long>(id_), name.c_str(), why.c_str());
+  refuse_queued("ERR durable-proxy: " + name + " refused: " + why);
+}
+
+void Session::refuse_queued(const std::string& error) {
+  if (in_multi_) {
+    // As a command the server rejects while queueing: the transaction must
+    // then fail with EXECABORT.  A command no server knows flags it; its
+    // own error is swallowed and ours answers in its place.
+    Expect bad;
+    bad.kind = Kind::other;
+    bad.drop = true;
+    bad.db = db_;
+    forward("*1\r\n$31\r\ndurable-proxy-refused-in-multi!\r\n");
+    expects_.push_back(bad);
+  }
+  if (reply_mode_ != ReplyMode::on) return consume_skip();
+  std::string line;
+  resp::append_error(&line, error);
+  answer_locally(line);
+}
+
 void Session::consume_skip() {
   if (reply_mode_ == ReplyMode::skip_next) reply_mode_ = ReplyMode::on;
 }
 
 void Session::mark_write(gate::Token* t) {
   gate::PendingKeys& pk = ctx_->gate->pending();
-  for (std::string_view k : cls_.keys) pk.mark_key(t, db_, k);
+  if (db_ == kDbUnknown && (!cls_.keys.empty() || cls_.db_wide)) {
+    pk.mark_all(t);  // the db it runs in is not known: every db is pending
+  } else {
+    for (std::string_view k : cls_.keys) pk.mark_key(t, db_, k);
+    if (cls_.db_wide) pk.mark_db(t, db_);
+  }
   if (cls_.all_dbs) pk.mark_all(t);
-  if (cls_.db_wide) pk.mark_db(t, db_);
   if (cls_.other_db >= 0) pk.mark_db(t, cls_.other_db);
   if (cls_.other_db2 >= 0) pk.mark_db(t, cls_.other_db2);
 }
@@ -529,21 +660,54 @@ void Session::process_replies(std::string_view input, ByteBuffer* owner) {
   }
 }
 
+void Session::count_subscriptions(const resp::FrameElements& el) {
+  // The count in a confirmation is the server's: channels + patterns for
+  // (UN)SUBSCRIBE and P(UN)SUBSCRIBE, shard channels for S(UN)SUBSCRIBE; the
+  // connection is in subscribed mode while their sum is not zero.
+  long long count = 0;
+  if (el.items.size() < 3 || el.types[2] != ':' || !parse_int(el.items[2], &count)) return;
+  const bool shard = iequals(el.items[0], "ssubscribe") || iequals(el.items[0], "sunsubscribe");
+  (shard ? shard_subscriptions_ : subscriptions_) = count;
+  subscribed_ = subscriptions_ + shard_subscriptions_ > 0;
+}
+
+void Session::count_exec_subscriptions(std::string_view frame, const resp::Frame& f) {
+  // EXEC of a transaction with pub/sub commands: their confirmations are
+  // elements of EXEC's reply (more of them follow it as frames of their own).
+  std::string_view body = frame.substr(f.attr_length);
+  size_t eol = body.find("\r\n");
+  if (eol == std::string_view::npos) return;
+  std::string_view rest = body.substr(eol + 2);
+  resp::ReplyFramer framer(ctx_->limits.max_bulk_len + 1024);
+  while (!rest.empty()) {
+    resp::Frame el;
+    if (framer.next(rest, &el) != resp::FrameStatus::ok) return;
+    std::string_view one = rest.substr(0, el.length);
+    resp::FrameElements items;
+    if ((el.type == '*' || el.type == '>') && resp::frame_elements(one.substr(el.attr_length), 3, &items) &&
+        items.count == 3 && is_pubsub_confirmation(items.items[0]))
+      count_subscriptions(items);
+    rest.remove_prefix(el.length);
+  }
+}
+
 Session::FrameRole Session::frame_role(std::string_view frame, const resp::Frame& f) {
   bool push = f.type == '>';
   bool pubsub_front = !expects_.empty() && expects_.front().type == ExpectType::pubsub;
-  if (push || (f.type == '*' && (subscribed_ || pubsub_front))) {
+  // RESP2 subscribed mode: messages and confirmations are plain arrays (and
+  // only pub/sub commands, PING, QUIT and RESET run, so no other reply is
+  // an array starting with "message" or "subscribe").
+  bool resp2_subscribed = subscribed_ && resp_ == 2;
+  if (push || (f.type == '*' && (resp2_subscribed || pubsub_front))) {
     resp::FrameElements el;
     if (resp::frame_elements(frame.substr(f.attr_length), 3, &el) && !el.items.empty()) {
       std::string_view kind = el.items[0];
-      if (is_pubsub_confirmation(kind)) {
-        if (!push && el.items.size() >= 3) {
-          long long count = 0;
-          if (parse_int(el.items[2], &count)) subscribed_ = count > 0;
-        }
+      if (is_pubsub_confirmation(kind) && el.count == 3) {
+        count_subscriptions(el);
+        confirmation_kind_ = kind;
         return pubsub_front ? FrameRole::confirmation : FrameRole::passive;
       }
-      if (push || (subscribed_ && is_pubsub_message(kind))) return FrameRole::message;
+      if (push || (resp2_subscribed && is_pubsub_message(kind))) return FrameRole::message;
     } else if (push) {
       return FrameRole::message;
     }
@@ -562,8 +726,18 @@ void Session::on_frame(std::string_view frame, const resp::Frame& f) {
       queue_reply(frame, false, nullptr);
       return;
     case FrameRole::confirmation:
-      expects_.front().confirmations++;
-      if (!expects_.front().drop) queue_reply(frame, false, nullptr);
+      // A pub/sub command is complete once it got one confirmation per
+      // argument (or, argument-less, once one of another kind arrives).
+      while (!expects_.empty() && expects_.front().type == ExpectType::pubsub && expects_.front().confirmations > 0 &&
+             ((expects_.front().arg > 0 && expects_.front().confirmations >= static_cast<uint32_t>(expects_.front().arg)) ||
+              !confirms(expects_.front().special, confirmation_kind_))) {
+        expects_.pop_front();
+        take_local_expects();
+      }
+      // Sent whatever CLIENT REPLY says: the server marks (un)subscribe
+      // confirmations, like messages, as pushes that OFF/SKIP do not silence.
+      if (!expects_.empty() && expects_.front().type == ExpectType::pubsub) expects_.front().confirmations++;
+      queue_reply(frame, false, nullptr);
       return;
     case FrameRole::reply:
       break;
@@ -621,7 +795,9 @@ bool Session::read_needs_wait(const Expect& e) {
   // otherwise for a probe sent after this reply.
   gate::PendingKeys& pk = ctx_->gate->pending();
   const bool check = !pk.empty();
-  uint64_t need = check && e.nkeys == 0 && pk.db_pending(e.db) ? gate::PendingKeys::kUnknown : 0;
+  // A read in a db not known when it was forwarded waits if anything is pending.
+  uint64_t need = check && ((e.nkeys == 0 && pk.db_pending(e.db)) || e.db == kDbUnknown)
+                      ? gate::PendingKeys::kUnknown : 0;
   for (uint32_t i = 0; i < e.nkeys; ++i) {
     uint32_t len;
     std::memcpy(&len, read_keys_.data(), sizeof len);
@@ -636,36 +812,59 @@ bool Session::read_needs_wait(const Expect& e) {
 
 void Session::apply_reply_effects(const Expect& e, std::string_view frame, const resp::Frame& f) {
   bool error = f.is_error();
+  std::string_view text;
+  const bool queued = e.maybe_queued && f.type == '+' && resp::frame_scalar(frame, &text) && text == "QUEUED";
+  if (queued && e.special != Special::select) return;  // runs with EXEC
   switch (e.special) {
     case Special::select:
-      if (error) db_ = e.arg;
+      db_change_answered(error || queued ? confirmed_db_ : e.arg);
       break;
     case Special::hello:
       if (!error && e.arg > 0) resp_ = e.arg;
       break;
     case Special::reset:
+      db_change_answered(error ? confirmed_db_ : 0);
       if (!error) {
-        db_ = 0;
         resp_ = 2;
-        if (in_multi_ && ctx_->gate) ctx_->gate->pending().abandon(std::move(multi_token_));
-        multi_token_ = gate::Token{};
-        in_multi_ = false;
         subscribed_ = false;
+        subscriptions_ = shard_subscriptions_ = 0;
         monitor_ = false;
-        reply_mode_ = ReplyMode::on;
       }
       break;
     case Special::monitor:
       if (!error) monitor_ = true;
       break;
     case Special::multi:
-      if (error && in_multi_ && e.arg == multi_db_) {
+      if (e.arg != 0 && in_multi_ && static_cast<uint32_t>(e.arg) == multi_serial_) {
+        multi_answered_ = true;
+        if (error) {  // no transaction: what was sent behind it ran (and was held) at once
+          if (ctx_->gate && !multi_token_.empty()) ctx_->gate->pending().abandon(std::move(multi_token_));
+          multi_token_ = gate::Token{};
+          end_multi();
+        }
+      }
+      break;
+    case Special::exec:
+      if (e.exec_pubsub && (f.type == '*' || f.type == '>')) count_exec_subscriptions(frame, f);
+      if (e.db_change) {
+        std::vector<MultiSelect> selects = std::move(exec_selects_.front());
+        exec_selects_.pop_front();
+        int db = confirmed_db_;
+        resp::FrameElements el;
+        if (f.type == '*' && e.exec_pubsub) {
+          db = kDbUnknown;  // pub/sub replies do not line up with the commands
+        } else if (f.type == '*' && resp::frame_elements(frame.substr(f.attr_length), SIZE_MAX, &el)) {
+          for (const MultiSelect& m : selects)
+            if (m.index < el.items.size() && el.types[m.index] == '+') db = m.db;
+        } else if (f.type == '*') {
+          db = kDbUnknown;
+        }
+        db_change_answered(db);
       }
       break;
     default:
       break;
   }
-  (void)frame;
 }
 
 void Session::take_local_expects() {
@@ -808,6 +1007,7 @@ void Session::upstream_gone(const std::string& why) {
   // Commands that got no reply may have run: their marks wait for a probe.
   cover_outstanding();
   expects_.clear();
+  exec_selects_.clear();
   local_.clear();
   read_keys_.clear();
   if (connected_) uv_read_stop(reinterpret_cast<uv_stream_t*>(&upstream_));

@@ -5,11 +5,21 @@
 //   client ◀──write── out_ ◀── held_ (ordered reply queue) ◀── reply_framer ◀── upstream
 //                                  ▲ released when the gate says durable
 //
-// The session tracks only the state framing needs: selected db, RESP
-// version, MULTI, subscriptions, MONITOR, CLIENT REPLY mode, and whether it
-// became a raw pipe (SYNC/PSYNC).  Replies leave strictly in command order;
-// a held reply holds those behind it.  Replies the proxy answers itself are
-// queued in the same order.
+// The session tracks only the state framing and holds need: selected db,
+// RESP version, MULTI, subscriptions, MONITOR, CLIENT REPLY mode, and
+// whether it became a raw pipe (SYNC/PSYNC, only with
+// durability.allow_replica_sync).  That state follows the server's answers,
+// not the requests: the db from SELECT's +OK (or EXEC's element for a
+// queued SELECT; unknown while one is in flight: reads then wait if
+// anything is pending and writes mark every db), the protocol from HELLO's
+// reply, subscribed mode from the counts in the confirmations (channels +
+// patterns and shard channels, apart, as the server counts them), MULTI as
+// open only once its +OK arrived (before that, what follows is held as if
+// it ran at once).  Replies leave strictly in command order; a held reply
+// holds those behind it.  Replies the proxy answers itself (INFO
+// durability, WAITAOF from the log, refusals of commands that would move
+// the upstream to another history: commands/history_guard.h) are queued in
+// the same order.
 //
 // Lifetime: created by the listener, deletes itself after both handles are
 // closed (close() is idempotent).  A client that leaves: the upstream gets a
@@ -23,6 +33,7 @@
 #include <cstdint>
 #include <deque>
 #include <string>
+#include <vector>
 
 #include "proxy/admin/metrics.h"
 #include "proxy/byte_buffer.h"
@@ -72,8 +83,12 @@ class Session : public gate::GateClient {
     bool drop = false;         // CLIENT REPLY OFF/SKIP: swallow the reply
     bool close_after = false;  // protocol error: close once delivered
     bool local_probe = false;  // local reply that waits like a write (WAITAOF)
-    int db = 0;                // db the command ran in (reads: pending check)
-    int arg = 0;               // SELECT: previous db; HELLO: version asked
+    int db = 0;                // db the command runs in (kDbUnknown: not known when forwarded)
+    int arg = 0;               // SELECT: db asked (kDbUnknown: not a valid index); HELLO: version asked;
+                               // MULTI: its serial; pub/sub: confirmations due (0: not known)
+    bool db_change = false;    // SELECT, RESET, EXEC with a SELECT: counted in db_changes_
+    bool exec_pubsub = false;
+    bool maybe_queued = false; // sent in a MULTI not answered yet: +QUEUED or its own reply  // EXEC of a MULTI that queued a pub/sub command
     uint32_t nkeys = 0;        // reads: keys stored in read_keys_
     uint32_t local_len = 0;    // local: bytes in local_
     uint32_t confirmations = 0;
@@ -108,6 +123,10 @@ class Session : public gate::GateClient {
   void handle_request(std::string_view bytes);
   void mark_write(gate::Token* t);
   void consume_skip();
+  void refuse_history_change(const std::string& why);
+  void refuse_queued(const std::string& error);  // answers `error`; in MULTI the transaction aborts
+  void end_multi();
+  void db_change_answered(int db);
   void forward(std::string_view bytes);
   void answer_locally(std::string_view reply, bool close_after = false, bool wait = false);
   void protocol_error(const std::string& text);
@@ -116,6 +135,8 @@ class Session : public gate::GateClient {
   // replies
   void process_replies(std::string_view input, ByteBuffer* owner);
   FrameRole frame_role(std::string_view frame, const resp::Frame& f);
+  void count_subscriptions(const resp::FrameElements& el);
+  void count_exec_subscriptions(std::string_view frame, const resp::Frame& f);
   void on_frame(std::string_view frame, const resp::Frame& f);
   void apply_reply_effects(const Expect& e, std::string_view frame, const resp::Frame& f);
   bool read_needs_wait(const Expect& e);
@@ -167,12 +188,30 @@ class Session : public gate::GateClient {
   uint64_t held_bytes_ = 0;
   uint64_t read_wait_offset_ = 0;  // read_needs_wait -> queue_reply: offset a read waits for (0: a probe)
 
-  // connection state
+  // connection state.  What decides holds follows the server's answers:
+  // db_ is the db the next forwarded command runs in, kDbUnknown while a
+  // command that may change it is unanswered (then reads wait for a probe
+  // if anything is pending and writes mark every db).
+  static constexpr int kDbUnknown = -1;
+  struct MultiSelect {
+    uint32_t index;  // position among the transaction's queued commands
+    int db;          // db asked (kDbUnknown: not a valid index)
+  };
   int db_ = 0;
-  int multi_db_ = 0;
+  int confirmed_db_ = 0;        // per the replies read so far (kDbUnknown: lost track)
+  uint32_t db_changes_ = 0;     // forwarded db changes not answered yet
+  uint32_t multi_queued_ = 0;   // commands forwarded into the open MULTI
+  bool multi_pubsub_ = false;   // the open MULTI queued a pub/sub command
+  bool multi_answered_ = true;  // the open MULTI got its +OK
+  uint32_t multi_serial_ = 0;   // MULTIs that opened a transaction
+  std::vector<MultiSelect> multi_selects_;                // SELECTs of the open MULTI
+  std::deque<std::vector<MultiSelect>> exec_selects_;     // per EXEC expect with db_change
   int resp_ = 2;
   bool in_multi_ = false;
-  bool subscribed_ = false;   // RESP2 subscribed mode (messages are arrays)
+  bool subscribed_ = false;   // subscribed mode (in RESP2 messages are arrays)
+  long long subscriptions_ = 0;        // channels + patterns, per the last confirmation
+  std::string_view confirmation_kind_;  // frame_role -> on_frame: kind of the confirmation at hand
+  long long shard_subscriptions_ = 0;  // shard channels, per the last S(UN)SUBSCRIBE confirmation
   bool monitor_ = false;
   ReplyMode reply_mode_ = ReplyMode::on;
   bool raw_client_ = false;   // requests forwarded raw (after SYNC/PSYNC)

@@ -8,9 +8,10 @@ passes when nothing pending is revealed before it is durable, and proves it
 by checking that the value does show up once fsync is released.
 
 Files are named for the class of blind spot they probe
-(test_state_*.py: the session's tracked state; test_effects_*.py: effects a
-command does not declare; test_reports_*.py: reads that report the keyspace;
-...).  Fixtures come from tests/integration (harness.py, durability_util.py),
+(test_state_*.py: the session's tracked state, db and MULTI in
+test_state_db.py, pub/sub mode in test_state_pubsub.py; test_raw_pipe.py:
+SYNC/PSYNC; test_effects_*.py: effects a command does not declare;
+test_reports_*.py: reads that report the keyspace; ...).  Fixtures come from tests/integration (harness.py, durability_util.py),
 so the same environment variables apply (DP_BINARY, DP_SERVER_BIN,
 DP_TEST_TIME_SCALE).
 """

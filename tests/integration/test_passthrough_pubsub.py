@@ -150,3 +150,32 @@ def test_reset_leaves_subscribed_mode(target, reference):
         assert c.call("RESET") == "RESET"
         assert pub.call("PUBLISH", "r1", "after-reset") == 0
         assert c.call("PING") == "PONG" and c.nothing_pending()
+
+
+def reply_off_scenario(addr, proto, mode):
+    """CLIENT REPLY OFF (or SKIP) silences replies, not pushes: the server
+    still sends (P)SUBSCRIBE's confirmations and the messages, in RESP3 as
+    push frames and in RESP2 as arrays (issue 10, item 5)."""
+    out = []
+    with RespConn(addr) as sub, RespConn(addr) as pub:
+        if proto == 3:
+            sub.call("HELLO", "3")
+        sub.send(encode("CLIENT", "REPLY", mode) + encode("SUBSCRIBE", "a") + encode("PSUBSCRIBE", "p*"))
+        out += _drain(sub, 2)
+        pub.call("PUBLISH", "a", "hello")
+        pub.call("PUBLISH", "pq", "pattern")
+        out += _drain(sub, 2)
+        sub.send(encode("UNSUBSCRIBE", "a") + encode("PUNSUBSCRIBE", "p*"))
+        out += _drain(sub, 2)
+        if proto == 3:
+            sub.send(encode("CLIENT", "REPLY", "ON") + encode("PING"))
+            out += _drain(sub, 2)
+    return out
+
+
+def test_reply_off_then_subscribe_matches_reference(target, reference):
+    for proto in (2, 3):
+        for mode in ("OFF", "SKIP"):
+            got = reply_off_scenario(target.addr, proto, mode)
+            assert got == reply_off_scenario(reference.addr, proto, mode), (proto, mode)
+            assert b"subscribe" in got[0], (proto, mode, got)

@@ -131,3 +131,24 @@ def test_client_reply_bad_argument_is_an_error_and_replies_stay_on(target, refer
     steps = [[["CLIENT", "REPLY", "MAYBE"], ["SET", "x", "1"]]]
     got = compare(target.addr, reference.addr, steps)
     assert got[0][1].startswith("ERR") and got[1][1] == "OK"
+
+
+def test_client_reply_inside_multi_is_refused_and_aborts(target):
+    """The proxy keeps CLIENT REPLY's mode itself, so inside MULTI it answers
+    as Valkey 8+ does (refused, the transaction aborts), on every server:
+    Redis 7.0 queued it and switched replies off in the middle of EXEC."""
+    for mode in ("OFF", "SKIP", "ON"):
+        with target.conn() as c:
+            c.send(encode("MULTI") + encode("CLIENT", "REPLY", mode) + encode("SET", "cr", mode) +
+                   encode("EXEC") + encode("PING"))
+            got = [c.read_frame()[1] for _ in range(5)]
+            assert got[0] == "OK" and got[2] == "QUEUED" and got[4] == "PONG", (mode, got)
+            assert got[1] == Error("ERR Command 'client|reply' not allowed inside a transaction"), (mode, got)
+            assert got[3].startswith("EXECABORT"), (mode, got)
+            assert c.call("GET", "cr") is None
+
+
+def test_info_durability_inside_multi_is_queued(target, reference):
+    steps = [[["MULTI"], ["INFO", "durability"], ["EXEC"], ["PING"]]]
+    got = compare(target.addr, reference.addr, steps)
+    assert [v for _, v in got][1] == "QUEUED"

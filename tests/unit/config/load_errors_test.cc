@@ -44,6 +44,8 @@ TEST_CASE("a wrong type names the expected type") {
         "proxy.yaml:2:16: listen.max_clients: expected a whole number from 1 to 1000000, got 'lots'");
   CHECK(error_of("durability:\n  trust_script_keys: maybe\n") ==
         "proxy.yaml:2:22: durability.trust_script_keys: expected true or false, got 'maybe'");
+  CHECK(error_of("durability:\n  allow_replica_sync: 1\n") ==
+        "proxy.yaml:2:23: durability.allow_replica_sync: expected true or false, got '1'");
   CHECK(error_of("listen:\n  address: [a, b]\n") == "proxy.yaml:2:12: listen.address: expected HOST:PORT, got a list");
   CHECK(error_of("log:\n  dir: {a: 1}\n") == "proxy.yaml:2:8: log.dir: expected a non-empty string, got a mapping");
 }

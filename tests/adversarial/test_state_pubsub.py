@@ -1,0 +1,103 @@
+"""Class 4: pub/sub mode tracking (RESP2).
+
+In RESP2 a message is a plain array; the proxy tells it from a reply only
+by knowing the connection is in subscribed mode.  Each case leaves a
+connection subscribed by a route the proxy could miscount (shard and
+normal subscriptions counted apart by the server, SUBSCRIBE inside
+MULTI/EXEC), then has a message published (fsync held) in the same
+event-loop turn as a PING the subscriber sent: the message arrives while
+the PING is outstanding and must still wait like a write.
+"""
+import pytest
+
+import harness
+from durability_util import durable, reset  # noqa: F401
+
+HOLD_S = 0.5
+
+
+@pytest.fixture
+def adv(durable):  # noqa: F811
+    reset(durable)
+    yield durable
+    reset(durable)
+
+
+def same_turn(d, *sends):
+    """Runs each (conn, bytes) in one upstream event-loop turn: a CLIENT PAUSE
+    holds them all, in order, until it expires; returns once they ran (a
+    direct PING sent after them is answered only then)."""
+    with d.direct() as c:
+        assert c.call("CLIENT", "PAUSE", str(int(harness.scaled(0.5) * 1000)), "ALL") == "OK"
+        for conn, data in sends:
+            conn.send(data)
+        c.send_cmd("PING")
+        assert c.read_frame(timeout=harness.scaled(5))[1] == "PONG"
+
+
+def frames(conn, n):
+    return [conn.read_frame(timeout=harness.scaled(5))[1] for _ in range(n)]
+
+
+SETUPS = {
+    # (commands, confirmations they produce, publish command, message kind)
+    "ssubscribe-sunsubscribe-while-subscribed":
+        ([("SUBSCRIBE", "adv:ch"), ("SSUBSCRIBE", "adv:sh"), ("SUNSUBSCRIBE", "adv:sh")], 3,
+         ("PUBLISH", "adv:ch", "m1"), b"message"),
+    "subscribe-unsubscribe-while-shard-subscribed":
+        ([("SSUBSCRIBE", "adv:sh"), ("SUBSCRIBE", "adv:ch"), ("UNSUBSCRIBE", "adv:ch")], 3,
+         ("SPUBLISH", "adv:sh", "m1"), b"smessage"),
+    "punsubscribe-all-while-shard-subscribed":
+        ([("SSUBSCRIBE", "adv:sh"), ("PSUBSCRIBE", "adv:p*"), ("PUNSUBSCRIBE",)], 3,
+         ("SPUBLISH", "adv:sh", "m1"), b"smessage"),
+}
+
+
+@pytest.mark.parametrize("setup", sorted(SETUPS))
+def test_message_while_ping_outstanding_is_held(adv, setup):
+    cmds, nconf, publish, kind = SETUPS[setup]
+    with adv.conn() as s, adv.conn() as p:
+        for cmd in cmds:
+            s.send_cmd(*cmd)
+        got = frames(s, nconf)
+        assert all(isinstance(g, list) for g in got), got
+        adv.ctl.block()
+        same_turn(adv, (p, harness.encode(*publish)), (s, harness.encode("PING")))
+        assert s.nothing_pending(wait=HOLD_S), "message delivered before its PUBLISH was durable"
+        adv.ctl.unblock()
+        msg, pong = frames(s, 2)
+        assert msg[0] == kind and msg[-1] == b"m1", msg
+        assert pong == [b"pong", b""], pong
+
+
+def test_subscribe_inside_multi_then_message_while_ping_outstanding(adv):
+    with adv.conn() as s, adv.conn() as p:
+        s.send(harness.encode("MULTI") + harness.encode("SUBSCRIBE", "adv:ch", "adv:ch2") + harness.encode("EXEC"))
+        got = frames(s, 4)  # OK, QUEUED, EXEC's [[subscribe ...]], the second confirmation
+        assert got[0] == "OK" and got[1] == "QUEUED", got
+        assert got[3][0] == b"subscribe" and got[3][2] == 2, got
+        adv.ctl.block()
+        same_turn(adv, (p, harness.encode("PUBLISH", "adv:ch", "m1")), (s, harness.encode("PING")))
+        assert s.nothing_pending(wait=HOLD_S), "message delivered before its PUBLISH was durable"
+        adv.ctl.unblock()
+        msg, pong = frames(s, 2)
+        assert msg == [b"message", b"adv:ch", b"m1"], msg
+        assert pong == [b"pong", b""], pong
+
+
+def test_hello_2_while_subscribed_in_resp3_then_message_while_ping_outstanding(adv):
+    """Subscribed in RESP3 (confirmations are pushes), then HELLO 2: messages
+    are now plain arrays and the connection is still subscribed."""
+    with adv.conn() as s, adv.conn() as p:
+        assert isinstance(s.call("HELLO", "3"), dict)
+        s.send_cmd("SUBSCRIBE", "adv:ch")
+        assert frames(s, 1)[0][0] == b"subscribe"
+        hello = s.call("HELLO", "2")
+        assert isinstance(hello, list), hello
+        adv.ctl.block()
+        same_turn(adv, (p, harness.encode("PUBLISH", "adv:ch", "m1")), (s, harness.encode("PING")))
+        assert s.nothing_pending(wait=HOLD_S), "message delivered before its PUBLISH was durable"
+        adv.ctl.unblock()
+        msg, pong = frames(s, 2)
+        assert msg == [b"message", b"adv:ch", b"m1"], msg
+        assert pong in ([b"pong", b""], "PONG"), pong
