@@ -447,6 +447,12 @@ void Session::handle_request(std::string_view bytes) {
       reply_mode_ = ReplyMode::on;
       break;
     case Special::hello: {
+      // HELLO runs inside MULTI and switches the protocol with EXEC's reply,
+      // where the proxy cannot line it up when pub/sub confirmations are in
+      // it; the protocol decides what a message is, so refuse it there (as
+      // CLIENT REPLY).  Without a version it changes no protocol.
+      if (in_multi_ && args.size() > 1)
+        return refuse_queued("ERR durable-proxy: HELLO with a protocol version is not allowed inside a transaction");
       long long v = 0;
       if (args.size() > 1 && parse_int(args[1], &v)) e.arg = static_cast<int>(v);
       break;
