@@ -673,7 +673,15 @@ void Session::count_subscriptions(const resp::FrameElements& el) {
   long long count = 0;
   if (el.items.size() < 3 || el.types[2] != ':' || !parse_int(el.items[2], &count)) return;
   const bool shard = iequals(el.items[0], "ssubscribe") || iequals(el.items[0], "sunsubscribe");
-  (shard ? shard_subscriptions_ : subscriptions_) = count;
+  const bool pattern = iequals(el.items[0], "psubscribe") || iequals(el.items[0], "punsubscribe");
+  long long& members = shard ? shard_subscriptions_ : pattern ? pattern_subscriptions_ : channel_subscriptions_;
+  confirmation_prior_ = members;
+  if (shard) {
+    shard_subscriptions_ = count;
+  } else {
+    members = std::max(0LL, members + (count - subscriptions_));
+    subscriptions_ = count;
+  }
   subscribed_ = subscriptions_ + shard_subscriptions_ > 0;
 }
 
@@ -742,7 +750,14 @@ void Session::on_frame(std::string_view frame, const resp::Frame& f) {
       }
       // Sent whatever CLIENT REPLY says: the server marks (un)subscribe
       // confirmations, like messages, as pushes that OFF/SKIP do not silence.
-      if (!expects_.empty() && expects_.front().type == ExpectType::pubsub) expects_.front().confirmations++;
+      if (!expects_.empty() && expects_.front().type == ExpectType::pubsub) {
+        Expect& front = expects_.front();
+        // Argument-less: the server answers for every member of that kind
+        // it had when it ran, i.e. before this first confirmation.
+        if (front.arg == 0 && front.confirmations == 0 && confirms(front.special, confirmation_kind_))
+          front.arg = static_cast<int>(std::clamp<long long>(confirmation_prior_, 1, INT32_MAX));
+        front.confirmations++;
+      }
       queue_reply(frame, false, nullptr);
       return;
     case FrameRole::reply:
@@ -833,7 +848,7 @@ void Session::apply_reply_effects(const Expect& e, std::string_view frame, const
       if (!error) {
         resp_ = 2;
         subscribed_ = false;
-        subscriptions_ = shard_subscriptions_ = 0;
+        subscriptions_ = shard_subscriptions_ = channel_subscriptions_ = pattern_subscriptions_ = 0;
         monitor_ = false;
       }
       break;

@@ -153,3 +153,29 @@ def test_hello_3_inside_multi_then_reply_shaped_like_a_message(adv):
         assert s.nothing_pending(wait=HOLD_S), "GET of a pending key answered before fsync"
         adv.ctl.unblock()
         assert frames(s, 1)[0] == b"secret"
+
+
+@pytest.mark.parametrize("first,second", [
+    (("UNSUBSCRIBE",), ("UNSUBSCRIBE", "adv:c")),
+    (("PUNSUBSCRIBE",), ("PUNSUBSCRIBE", "adv:c*")),
+    (("UNSUBSCRIBE",), ("UNSUBSCRIBE",)),
+])
+def test_argless_unsubscribe_then_same_kind_then_get(adv, first, second):
+    """An argument-less (P)UNSUBSCRIBE gets one confirmation per channel the
+    server had; one of the same kind pipelined behind it gets its own.  The
+    proxy must not count the second command's confirmations as the first's
+    (the GET behind them would then take the second's place, unheld)."""
+    pattern = first[0] == "PUNSUBSCRIBE"
+    with adv.conn() as s, adv.conn() as w, adv.direct() as c:
+        s.send_cmd("PSUBSCRIBE" if pattern else "SUBSCRIBE", "adv:a*" if pattern else "adv:a",
+                   "adv:b*" if pattern else "adv:b")
+        frames(s, 2)
+        adv.ctl.block()
+        w.send_cmd("SET", "adv:k", "secret")
+        harness.wait_until(lambda: c.call("GET", "adv:k") == b"secret", 5, "the upstream to execute the SET")
+        s.send(harness.encode(*first) + harness.encode(*second) + harness.encode("GET", "adv:k"))
+        got = frames(s, 3)
+        assert all(g[0] in (b"unsubscribe", b"punsubscribe") for g in got), got
+        assert s.nothing_pending(wait=HOLD_S), "GET of a pending key answered before fsync"
+        adv.ctl.unblock()
+        assert frames(s, 1)[0] == b"secret"
