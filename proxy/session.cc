@@ -418,6 +418,23 @@ void Session::handle_request(std::string_view bytes) {
         }
       }
       break;
+    case Special::replconf: {
+      // The server sends no reply at all to REPLCONF ACK / GETACK from a
+      // connection that is not its replica (it returns before answering),
+      // and queued in MULTI it leaves EXEC's array one reply short.  Only a
+      // well-formed request (an odd argc) reaches that option; from the
+      // first pair it is certain, after others it depends on their values.
+      size_t at = 0;
+      for (size_t j = 1; args.size() % 2 == 1 && j + 1 < args.size(); j += 2)
+        if (iequals(args[j], "ack") || iequals(args[j], "getack")) {
+          at = j;
+          break;
+        }
+      if (at == 0) break;
+      if (in_multi_) return refuse_queued("ERR durable-proxy: REPLCONF ACK/GETACK is not allowed inside a transaction");
+      if (at > 1) return refuse_queued("ERR durable-proxy: REPLCONF ACK/GETACK only as the first option");
+      return consume_skip();  // as the server: nothing happens, nothing is answered
+    }
     case Special::sync:
     case Special::psync:
       if (durable && !ctx_->cfg->allow_replica_sync) {
