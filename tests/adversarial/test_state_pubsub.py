@@ -175,7 +175,9 @@ def test_argless_unsubscribe_then_same_kind_then_get(adv, first, second):
         harness.wait_until(lambda: c.call("GET", "adv:k") == b"secret", 5, "the upstream to execute the SET")
         s.send(harness.encode(*first) + harness.encode(*second) + harness.encode("GET", "adv:k"))
         got = frames(s, 3)
-        assert all(g[0] in (b"unsubscribe", b"punsubscribe") for g in got), got
+        assert all(g[0] in (b"unsubscribe", b"punsubscribe") for g in got[:2]), got
+        # Valkey 8.0 answers an UNSUBSCRIBE outside subscribed mode with -NOSUB
+        assert got[2][0] in (b"unsubscribe", b"punsubscribe") or str(got[2]).startswith("NOSUB"), got
         assert s.nothing_pending(wait=HOLD_S), "GET of a pending key answered before fsync"
         adv.ctl.unblock()
         assert frames(s, 1)[0] == b"secret"
