@@ -437,6 +437,11 @@ void Session::handle_request(std::string_view bytes) {
     }
     case Special::sync:
     case Special::psync:
+      // Not allowed inside a transaction (the server refuses it and aborts
+      // EXEC); refused here so the session never turns into a raw pipe in
+      // the middle of one, nor after a MULTI the server refused.
+      if (in_multi_)
+        return refuse_queued("ERR durable-proxy: " + std::string(args[0]) + " is not allowed inside a transaction");
       if (durable && !ctx_->cfg->allow_replica_sync) {
         // The pipe would stream the upstream's writes before they are durable.
         std::string line;
