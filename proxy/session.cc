@@ -419,8 +419,30 @@ void Session::handle_request(std::string_view bytes) {
         }
       }
       break;
+    case Special::replconf: {
+      // The server sends no reply at all to REPLCONF ACK / GETACK from a
+      // connection that is not its replica (it returns before answering),
+      // and queued in MULTI it leaves EXEC's array one reply short.  Only a
+      // well-formed request (an odd argc) reaches that option; from the
+      // first pair it is certain, after others it depends on their values.
+      size_t at = 0;
+      for (size_t j = 1; args.size() % 2 == 1 && j + 1 < args.size(); j += 2)
+        if (iequals(args[j], "ack") || iequals(args[j], "getack")) {
+          at = j;
+          break;
+        }
+      if (at == 0) break;
+      if (in_multi_) return refuse_queued("ERR durable-proxy: REPLCONF ACK/GETACK is not allowed inside a transaction");
+      if (at > 1) return refuse_queued("ERR durable-proxy: REPLCONF ACK/GETACK only as the first option");
+      return consume_skip();  // as the server: nothing happens, nothing is answered
+    }
     case Special::sync:
     case Special::psync:
+      // Not allowed inside a transaction (the server refuses it and aborts
+      // EXEC); refused here so the session never turns into a raw pipe in
+      // the middle of one, nor after a MULTI the server refused.
+      if (in_multi_)
+        return refuse_queued("ERR durable-proxy: " + std::string(args[0]) + " is not allowed inside a transaction");
       if (durable && !ctx_->cfg->allow_replica_sync) {
         // The pipe would stream the upstream's writes before they are durable.
         std::string line;
@@ -448,6 +470,12 @@ void Session::handle_request(std::string_view bytes) {
       reply_mode_ = ReplyMode::on;
       break;
     case Special::hello: {
+      // HELLO runs inside MULTI and switches the protocol with EXEC's reply,
+      // where the proxy cannot line it up when pub/sub confirmations are in
+      // it; the protocol decides what a message is, so refuse it there (as
+      // CLIENT REPLY).  Without a version it changes no protocol.
+      if (in_multi_ && args.size() > 1)
+        return refuse_queued("ERR durable-proxy: HELLO with a protocol version is not allowed inside a transaction");
       long long v = 0;
       if (args.size() > 1 && parse_int(args[1], &v)) e.arg = static_cast<int>(v);
       break;
@@ -668,7 +696,15 @@ void Session::count_subscriptions(const resp::FrameElements& el) {
   long long count = 0;
   if (el.items.size() < 3 || el.types[2] != ':' || !parse_int(el.items[2], &count)) return;
   const bool shard = iequals(el.items[0], "ssubscribe") || iequals(el.items[0], "sunsubscribe");
-  (shard ? shard_subscriptions_ : subscriptions_) = count;
+  const bool pattern = iequals(el.items[0], "psubscribe") || iequals(el.items[0], "punsubscribe");
+  long long& members = shard ? shard_subscriptions_ : pattern ? pattern_subscriptions_ : channel_subscriptions_;
+  confirmation_prior_ = members;
+  if (shard) {
+    shard_subscriptions_ = count;
+  } else {
+    members = std::max(0LL, members + (count - subscriptions_));
+    subscriptions_ = count;
+  }
   subscribed_ = subscriptions_ + shard_subscriptions_ > 0;
 }
 
@@ -737,7 +773,14 @@ void Session::on_frame(std::string_view frame, const resp::Frame& f) {
       }
       // Sent whatever CLIENT REPLY says: the server marks (un)subscribe
       // confirmations, like messages, as pushes that OFF/SKIP do not silence.
-      if (!expects_.empty() && expects_.front().type == ExpectType::pubsub) expects_.front().confirmations++;
+      if (!expects_.empty() && expects_.front().type == ExpectType::pubsub) {
+        Expect& front = expects_.front();
+        // Argument-less: the server answers for every member of that kind
+        // it had when it ran, i.e. before this first confirmation.
+        if (front.arg == 0 && front.confirmations == 0 && confirms(front.special, confirmation_kind_))
+          front.arg = static_cast<int>(std::clamp<long long>(confirmation_prior_, 1, INT32_MAX));
+        front.confirmations++;
+      }
       queue_reply(frame, false, nullptr);
       return;
     case FrameRole::reply:
@@ -828,7 +871,7 @@ void Session::apply_reply_effects(const Expect& e, std::string_view frame, const
       if (!error) {
         resp_ = 2;
         subscribed_ = false;
-        subscriptions_ = shard_subscriptions_ = 0;
+        subscriptions_ = shard_subscriptions_ = channel_subscriptions_ = pattern_subscriptions_ = 0;
         monitor_ = false;
       }
       break;

@@ -212,6 +212,13 @@ class Session : public gate::GateClient {
   long long subscriptions_ = 0;        // channels + patterns, per the last confirmation
   std::string_view confirmation_kind_;  // frame_role -> on_frame: kind of the confirmation at hand
   long long shard_subscriptions_ = 0;  // shard channels, per the last S(UN)SUBSCRIBE confirmation
+  // Of subscriptions_, the channels and the patterns (each confirmation's
+  // change of the count, by its kind): an argument-less UNSUBSCRIBE /
+  // PUNSUBSCRIBE / SUNSUBSCRIBE gets one confirmation per member it had
+  // (one when none).
+  long long channel_subscriptions_ = 0;
+  long long pattern_subscriptions_ = 0;
+  long long confirmation_prior_ = 0;   // frame_role -> on_frame: that kind's members before it
   bool monitor_ = false;
   ReplyMode reply_mode_ = ReplyMode::on;
   bool raw_client_ = false;   // requests forwarded raw (after SYNC/PSYNC)

@@ -32,6 +32,12 @@ std::string history_refusal(const std::vector<std::string_view>& args) {
              "is allowed)";
     if (iequals(sub, "loadaof"))
       return "the upstream would empty its data and load its AOF files outside the replication stream";
+    if (iequals(sub, "populate"))
+      return "DEBUG POPULATE creates keys outside the replication stream: the proxy's log would never hold them, "
+             "so they could not be restored although acknowledged";
+    if (iequals(sub, "replicate"))
+      return "DEBUG REPLICATE sends a command down the replication stream that the upstream never ran: the log "
+             "would restore data the upstream never had";
     if (iequals(sub, "change-repl-id"))
       return "the upstream would start a new replication history that the proxy's log cannot continue";
   }

@@ -14,6 +14,8 @@
 //                                   saves first, so it loads the same data)
 //   DEBUG LOADAOF                   empties the data and loads the AOF files
 //   DEBUG CHANGE-REPL-ID            starts a new replication history
+//   DEBUG POPULATE                  creates keys the stream never carries
+//   DEBUG REPLICATE cmd...          streams a command the upstream never ran
 //
 // SYNC/PSYNC are the session's own case (durability.allow_replica_sync);
 // SHUTDOWN and DEBUG RESTART are an upstream restart the proxy recovers from.

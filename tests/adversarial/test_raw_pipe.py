@@ -66,3 +66,28 @@ def test_replica_sync_allowed_by_config_streams(fresh_durable):  # noqa: F811
                 continue
             seen += bytes(r.buf[r.pos:])
             r.pos = len(r.buf)
+
+
+@pytest.mark.parametrize("allow", [False, True])
+@pytest.mark.parametrize("cmd", [("PSYNC", "?", "-1"), ("SYNC",)])
+def test_replica_sync_inside_multi_is_the_servers_refusal(fresh_durable, allow, cmd):  # noqa: F811
+    """SYNC/PSYNC are refused inside MULTI by the server, which then aborts
+    the transaction: the session must not turn into a raw pipe (with
+    allow_replica_sync, before the fix it did, and the replies after it
+    went out unheld) nor let the transaction run (without, before the fix
+    the proxy's own refusal did not abort it)."""
+    d = fresh_durable(config_text="durability:\n  allow_replica_sync: %s\n" % ("true" if allow else "false"))
+    with d.conn(timeout=10) as r, d.conn() as w, d.direct() as c:
+        r.send(harness.encode("MULTI") + harness.encode(*cmd) + harness.encode("SET", "adv:pipe:m", "1") +
+               harness.encode("EXEC"))
+        got = [r.read_frame(timeout=harness.scaled(5))[1] for _ in range(4)]
+        assert got[0] == "OK" and isinstance(got[1], harness.Error) and got[2] == "QUEUED", got
+        assert str(got[3]).startswith("EXECABORT"), got
+        assert c.call("EXISTS", "adv:pipe:m") == 0
+        d.ctl.block()
+        w.send_cmd("SET", "adv:pipe:k", "secret")
+        harness.wait_until(lambda: c.call("GET", "adv:pipe:k") == b"secret", 5, "the upstream to execute the SET")
+        r.send_cmd("GET", "adv:pipe:k")
+        assert r.nothing_pending(wait=0.5), "GET of a pending key answered before fsync"
+        d.ctl.unblock()
+        assert r.read_frame(timeout=harness.scaled(5))[1] == b"secret"

@@ -154,3 +154,29 @@ def test_write_behind_a_multi_the_server_refuses_is_held(adv):
     finally:
         with adv.direct() as c:
             c.call("ACL", "DELUSER", "adv-nomulti")
+
+
+@pytest.mark.parametrize("cmd", [("REPLCONF", "ACK", "0"), ("REPLCONF", "GETACK", "*"), ("replconf", "ack", "1", "FACK", "1")])
+def test_replconf_the_server_does_not_answer_then_get(adv, cmd):
+    """REPLCONF ACK / GETACK from a connection that is not a replica get no
+    reply at all from the server; a GET pipelined behind one must still be
+    taken for the GET (and wait for the pending write), not for REPLCONF's."""
+    with adv.conn() as w, adv.conn() as r:
+        pending_write(adv, w, 0, "adv:db:k", "v1")
+        r.send(harness.encode(*cmd) + harness.encode("GET", "adv:db:k"))
+        assert r.nothing_pending(wait=HOLD_S), "GET of a pending key answered before fsync"
+        released(adv, w, r, b"v1")
+        assert r.call("PING") == "PONG"
+
+
+def test_replconf_ack_inside_multi_aborts_the_transaction(adv):
+    """Queued, REPLCONF ACK leaves EXEC's array one reply short on the
+    server (Valkey 9.1 and Redis 7.0 both), so the next reply would be read
+    as EXEC's last element: refused there, the transaction fails."""
+    with adv.conn() as r, adv.direct() as c:
+        r.send(harness.encode("MULTI") + harness.encode("REPLCONF", "ACK", "0") +
+               harness.encode("SET", "adv:db:m", "1") + harness.encode("EXEC") + harness.encode("PING"))
+        got = [r.read_frame(timeout=harness.scaled(5))[1] for _ in range(5)]
+        assert got[0] == "OK" and isinstance(got[1], harness.Error) and got[2] == "QUEUED", got
+        assert str(got[3]).startswith("EXECABORT") and got[4] == "PONG", got
+        assert c.call("EXISTS", "adv:db:m") == 0

@@ -19,6 +19,8 @@ REFUSED = [
     ("DEBUG", "RELOAD", "NOFLUSH", "MERGE"),
     ("DEBUG", "LOADAOF"),
     ("DEBUG", "CHANGE-REPL-ID"),
+    ("DEBUG", "POPULATE", "10"),             # keys the stream never carries
+    ("debug", "replicate", "SET", "x", "y"),  # a stream command the upstream never ran (Valkey 9)
     ("CLUSTER", "FAILOVER"),
 ]
 

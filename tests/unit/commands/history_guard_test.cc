@@ -26,6 +26,8 @@ TEST_CASE("history changes are refused, case-insensitively") {
   CHECK(refused({"debug", "RELOAD", "MERGE"}));
   CHECK(refused({"debug", "loadaof"}));
   CHECK(refused({"DEBUG", "change-repl-id"}));
+  CHECK(refused({"debug", "Populate", "100"}));
+  CHECK(refused({"DEBUG", "REPLICATE", "SET", "k", "v"}));
 }
 
 TEST_CASE("forms that keep the data, and everything else, pass") {
