@@ -62,6 +62,11 @@ skip_table=$(cat <<'EOF'
 scripting | EVAL - Scripts do not block on wait    | the proxy is a replica and counts in WAIT (README: visible differences); WAIT 1 0 in a script answers 1, not 0
 scripting | EVAL - Scripts do not block on waitaof | the proxy is a replica that acknowledges the AOF offset (FACK); WAITAOF 0 1 0 in a script answers "0 1", not "* 0"
 scripting | not enough good replicas              | the proxy is a replica (README: shows in INFO replication), so min-replicas-to-write 1 is met and the write succeeds
+multi     | EXEC and script timeout                | while Valkey is busy (-BUSY) replies wait for the script to end (README: busy); the test needs EXEC's -EXECABORT before it kills the script
+multi     | MULTI-EXEC body and script timeout     | the same: replies wait while Valkey is busy (README)
+multi     | just EXEC and script timeout           | the same: replies wait while Valkey is busy (README)
+expire    | SET - use KEEPTTL option, TTL should not be removed after loadaof | DEBUG LOADAOF is refused through the proxy (README: commands that would move Valkey to another history)
+expire    | GETEX use of PERSIST option should remove TTL after loadaof | DEBUG LOADAOF is refused through the proxy (same reason)
 multi     | MULTI / EXEC with REPLICAOF            | REPLICAOF host port is refused through the proxy (README: commands that would move Valkey to another history)
 multi     | exec with read commands and stale replica state change | uses REPLICAOF host port, refused through the proxy (same reason)
 EOF

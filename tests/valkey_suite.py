@@ -233,7 +233,12 @@ def run_unit(opts, harness, unit, mode, skips, unit_dir):
         server = harness.Server(unit_dir, extra_args=SERVER_ARGS, name="server-" + mode)
         port = server.port
         if mode == "proxy":
-            proxy = harness.Proxy(unit_dir, server.port, durability="always")
+            # Valkey's tests read the replication stream through SYNC
+            # (attach_to_replication_stream); the proxy refuses SYNC unless
+            # allowed, so allow it here: the suite checks transparency, and
+            # the raw pipe is part of what the proxy forwards.
+            proxy = harness.Proxy(unit_dir, server.port, durability="always",
+                                  config_text="durability:\n  allow_replica_sync: true\n")
             port = proxy.port
         out_path = os.path.join(unit_dir, mode + ".out")
         for attempt in range(3):
