@@ -500,7 +500,19 @@ void Proxy::tick() {
   uint64_t now = uv_now(&loop_);
   ctx_.now_ms = now;
   if (shutting_down_) {
-    if (sessions_.empty() || now >= shutdown_deadline_) finish_shutdown();
+    if (sessions_.empty()) return finish_shutdown();
+    if (now >= shutdown_deadline_ && !shutdown_expired_) {
+      // Held replies fail with their reason; a short grace lets the errors
+      // reach the clients, whose sessions then close themselves.
+      shutdown_expired_ = true;
+      if (gate_)
+        gate_->expire(now, 0, "durable-proxy is shutting down: shutdown.timeout (" +
+                                  std::to_string(cfg_.shutdown_timeout_ms) + " ms) passed before the write was durable",
+                      /*all=*/true);
+      shutdown_deadline_ = now + 1000;
+      return;
+    }
+    if (now >= shutdown_deadline_) finish_shutdown();
     return;
   }
   if (control_ && !control_->up() && control_retry_at_ && now >= control_retry_at_) {

@@ -133,6 +133,7 @@ class Proxy : public upstream::ReplicaLink::Listener {
   uint64_t fullsync_offset_ = 0;
   bool link_streaming_ = false;
   bool shutting_down_ = false;
+  bool shutdown_expired_ = false;  // shutdown.timeout passed: held replies failed
   uint64_t shutdown_deadline_ = 0;
   int exit_code_ = 0;
   std::string fatal_;
