@@ -9,6 +9,7 @@
 #include "proxy/logger.h"
 #include "proxy/resp/value.h"
 #include "proxy/session.h"
+#include "proxy/upstream/connection_names.h"
 #include "proxy/upstream/upstream_info.h"
 
 namespace dp {
@@ -180,6 +181,7 @@ bool Proxy::start(std::string* error) {
   co.username = cfg_.upstream_username;
   co.password = cfg_.upstream_password;
   co.connect_timeout_ms = cfg_.connect_timeout_ms;
+  co.client_name = kControlLinkName;
   control_ = std::make_unique<upstream::ControlLink>(
       &loop_, co, [this] { control_up(); }, [this](const std::string& r) { control_down(r); });
   control_->connect();
@@ -335,6 +337,7 @@ void Proxy::start_replica_link(const std::string& replid, uint64_t offset) {
     lo.password = cfg_.upstream_password;
     lo.listening_port = cfg_.listen.port;
     lo.connect_timeout_ms = cfg_.connect_timeout_ms;
+    lo.client_name = kReplicaLinkName;
     link_ = std::make_unique<upstream::ReplicaLink>(&loop_, lo, this);
   }
   recovered_ = true;

@@ -53,6 +53,7 @@ struct ReplicaLinkOptions {
   uint32_t ack_interval_ms = 1000;       // periodic REPLCONF ACK
   size_t read_pause_bytes = 0;           // unused; backpressure is via pause()/resume()
   std::string upstream_version;          // e.g. "7.0.15"; empty = ask INFO server on the link
+  std::string client_name;               // CLIENT SETNAME before PSYNC (CLIENT LIST); empty = not sent
 };
 
 // True when an "INFO server" reply names a server that understands
@@ -110,7 +111,7 @@ class ReplicaLink {
 
  private:
   struct Conn;
-  enum class Step { auth, ping, info, port, capa, psync };
+  enum class Step { auth, ping, setname, info, port, capa, psync };
   enum class Rdb { preamble, sized, marked };
 
   void connect_resolved(Conn* c, const struct addrinfo* ai);

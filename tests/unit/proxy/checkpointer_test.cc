@@ -252,6 +252,8 @@ TEST_CASE("abandon drops the running checkpoint and leaves no temp file") {
   REQUIRE(f.ck->request("test", &msg) == Checkpointer::Answer::started);
   REQUIRE(f.until([&] { return f.status().find("receiving_rdb") != std::string::npos; },
                   "the checkpoint to receive the RDB"));
+  // The checkpoint link names itself: CLIENT LIST tells it from the others.
+  CHECK(Client(f.srv.port()).cmd({"CLIENT", "LIST"}).find("name=durable-proxy-checkpoint") != std::string::npos);
   bool temp_seen = false;
   for (auto& name : f.checkpoint_files()) temp_seen |= name.find(".tmp") != std::string::npos;
   CHECK(temp_seen);

@@ -334,6 +334,32 @@ TEST_CASE("a wrong password ends in disconnected with the server's error") {
   CHECK(t.finish());
 }
 
+TEST_CASE("a named link sends CLIENT SETNAME before PSYNC: CLIENT LIST shows it as a named replica") {
+  RedisServer srv(kQuiet);
+  Client cli(srv.port());
+  ReplicaLinkOptions o = options_for(srv);
+  o.client_name = "durable-proxy-replica";
+  LinkUnderTest t(o);
+  t.link.start("", 0);
+  REQUIRE(t.until([&] { return t.link.state() == LinkState::streaming; }, "the link to reach streaming"));
+  std::string line;
+  for (const std::string& l : [&] {
+         std::vector<std::string> v;
+         std::string all = cli.cmd({"CLIENT", "LIST"});
+         for (size_t p = 0, e; p < all.size(); p = e + 1) {
+           e = all.find('\n', p);
+           if (e == std::string::npos) e = all.size();
+           v.push_back(all.substr(p, e - p));
+         }
+         return v;
+       }())
+    if (l.find("name=durable-proxy-replica") != std::string::npos) line = l;
+  INFO(cli.cmd({"CLIENT", "LIST"}));
+  REQUIRE(!line.empty());
+  CHECK(line.find(" flags=S ") != std::string::npos);  // the named connection is the replica
+  CHECK(t.finish());
+}
+
 TEST_CASE("the right password gets a full sync") {
   RedisServer srv(with(kQuiet, {"--requirepass", "secret"}));
   ReplicaLinkOptions o;
