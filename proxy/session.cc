@@ -905,7 +905,7 @@ void Session::close(const std::string& why) {
   if (held_bytes_) ctx_->total_held_bytes -= held_bytes_;
   held_bytes_ = 0;
   if (ctx_->session_closed) ctx_->session_closed(this);
-  auto close_one = [this](uv_tcp_t* h) {
+  auto close_one = [](uv_tcp_t* h) {
     if (uv_is_closing(reinterpret_cast<uv_handle_t*>(h))) return;
     uv_close(reinterpret_cast<uv_handle_t*>(h), &Session::on_handle_closed);
   };
