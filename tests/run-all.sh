@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets everything up, builds, and runs the whole test suite:
 #   1. release build: unit, fuzz smoke and integration tests (real servers);
-#   2. AddressSanitizer + UndefinedBehaviorSanitizer build: unit tests, fuzz
+#   2. AddressSanitizer + UndefinedBehaviorSanitizer build, assertions live
+#      (no NDEBUG): unit tests, fuzz
 #      smoke runs, and the durability, recovery, checkpoint and core
 #      pass-through integration suites;
 #   3. ThreadSanitizer build: the log writer's concurrency tests.
@@ -19,7 +20,9 @@ DP_BUILD_DIR="$root/build" "$root/deploy/build.sh" -DDP_WERROR=ON
 
 if [ "${DP_TEST_QUICK:-0}" != 1 ]; then
   echo "== ASan+UBSan build" >&2
-  DP_BUILD_DIR="$root/build-asan" "$root/deploy/build.sh" -DDP_WERROR=ON -DDP_SANITIZE=address
+  # Assertions live (no -DNDEBUG): the handle-lifecycle asserts run here.
+  DP_BUILD_DIR="$root/build-asan" "$root/deploy/build.sh" -DDP_WERROR=ON -DDP_SANITIZE=address \
+    -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O2 -g" -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g"
   # Unit tests, fuzz smoke runs, and the integration suites of the durability
   # path (gate, recovery, checkpoints) and of the core pass-through.  The
   # fsync shim is preloaded into the instrumented proxy in some of them,
