@@ -117,6 +117,14 @@ struct CommandLine {
 };
 // Returns error text ("" on success) naming the flag.
 std::string parse_command_line(int argc, char** argv, CommandLine* out);
+
+// The config a command line asks for: an explicit --config FILE must exist
+// (a missing one is an error naming it); without --config, ./proxy.yaml when
+// it exists, else the built-in defaults (as valkey-server runs without a
+// config file).  Overrides apply in every case.  *source says which, for the
+// start-up line: the path, or kBuiltInDefaults.
+inline constexpr const char* kBuiltInDefaults = "built-in defaults (no --config, no ./proxy.yaml)";
+LoadResult load_for_command_line(const CommandLine& cl, std::string* source);
 const char* usage_text();
 
 }  // namespace dp::config

@@ -8,6 +8,8 @@
 #include <map>
 #include <set>
 
+#include <sys/stat.h>
+
 #include <yaml-cpp/yaml.h>
 
 #include "config/config.h"
@@ -231,6 +233,16 @@ LoadResult load_file(const std::string& path, const Overrides& overrides) {
     return result;
   }
   return load_string(text, path, overrides);
+}
+
+LoadResult load_for_command_line(const CommandLine& cl, std::string* source) {
+  struct stat st;
+  if (cl.config_path_given || ::stat(cl.config_path.c_str(), &st) == 0) {
+    *source = cl.config_path;
+    return load_file(cl.config_path, cl.overrides);
+  }
+  *source = kBuiltInDefaults;
+  return load_string("{}\n", "(built-in defaults)", cl.overrides);
 }
 
 }  // namespace dp::config

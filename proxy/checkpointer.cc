@@ -6,6 +6,7 @@
 
 #include "proxy/admin/metrics.h"
 #include "proxy/logger.h"
+#include "proxy/upstream/connection_names.h"
 
 namespace dp {
 
@@ -137,6 +138,7 @@ void Checkpointer::start(const std::string& trigger) {
   paused_ = false;
   started_ns_ = uv_hrtime();
   upstream::ReplicaLinkOptions lo = opts_.link;
+  lo.client_name = kCheckpointLinkName;
   lo.listening_port = 0;  // not a replica anyone should connect to
   // The link asks INFO server: Valkey 9.x needs REPLCONF version on this
   // link too, or its RDB cannot hold hash fields with TTLs.

@@ -32,9 +32,8 @@ void raise_fd_limit(uint64_t max_clients) {
 // --checkpoint: the admin address and token come from the config file when
 // there is one (the default proxy.yaml only if it exists), and from --admin.
 int checkpoint_command(const dp::config::CommandLine& cl) {
-  const bool use_file = cl.config_path_given || access(cl.config_path.c_str(), F_OK) == 0;
-  dp::config::LoadResult lr = use_file ? dp::config::load_file(cl.config_path, cl.overrides)
-                                       : dp::config::load_string("{}\n", "(defaults)", cl.overrides);
+  std::string source;
+  dp::config::LoadResult lr = dp::config::load_for_command_line(cl, &source);
   if (!lr.config) {
     std::fprintf(stderr, "durable-proxy: %s\n", lr.error.c_str());
     return 2;
@@ -63,14 +62,15 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (cl.checkpoint) return checkpoint_command(cl);
-  dp::config::LoadResult lr = dp::config::load_file(cl.config_path, cl.overrides);
+  std::string source;
+  dp::config::LoadResult lr = dp::config::load_for_command_line(cl, &source);
   if (!lr.config) {
     std::fprintf(stderr, "durable-proxy: %s\n", lr.error.c_str());
     return 2;
   }
   const dp::config::Config& cfg = *lr.config;
   if (cl.check_config) {
-    std::printf("%s: OK\n%s\n", cl.config_path.c_str(), dp::config::summary(cfg).c_str());
+    std::printf("%s: OK\n%s\n", source.c_str(), dp::config::summary(cfg).c_str());
     return 0;
   }
   dp::LoggerOptions lo;
@@ -83,8 +83,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::signal(SIGPIPE, SIG_IGN);
-  LOG_INFO("proxy", "durable-proxy %s starting (pid %d); effective config: %s", DP_VERSION, static_cast<int>(getpid()),
-           dp::effective_config_line(cfg).c_str());
+  LOG_INFO("proxy", "durable-proxy %s starting (pid %d); config: %s; effective config: %s", DP_VERSION,
+           static_cast<int>(getpid()), source.c_str(), dp::effective_config_line(cfg).c_str());
   raise_fd_limit(cfg.max_clients);
   dp::Proxy proxy(cfg);
   return proxy.run();

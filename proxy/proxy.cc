@@ -9,6 +9,7 @@
 #include "proxy/logger.h"
 #include "proxy/resp/value.h"
 #include "proxy/session.h"
+#include "proxy/upstream/connection_names.h"
 #include "proxy/upstream/upstream_info.h"
 
 namespace dp {
@@ -180,6 +181,7 @@ bool Proxy::start(std::string* error) {
   co.username = cfg_.upstream_username;
   co.password = cfg_.upstream_password;
   co.connect_timeout_ms = cfg_.connect_timeout_ms;
+  co.client_name = kControlLinkName;
   control_ = std::make_unique<upstream::ControlLink>(
       &loop_, co, [this] { control_up(); }, [this](const std::string& r) { control_down(r); });
   control_->connect();
@@ -391,6 +393,7 @@ void Proxy::start_replica_link(const std::string& replid, uint64_t offset) {
     lo.password = cfg_.upstream_password;
     lo.listening_port = cfg_.listen.port;
     lo.connect_timeout_ms = cfg_.connect_timeout_ms;
+    lo.client_name = kReplicaLinkName;
     link_ = std::make_unique<upstream::ReplicaLink>(&loop_, lo, this);
   }
   recovered_ = true;
@@ -603,7 +606,19 @@ void Proxy::tick() {
   uint64_t now = uv_now(&loop_);
   ctx_.now_ms = now;
   if (shutting_down_) {
-    if (sessions_.empty() || now >= shutdown_deadline_) finish_shutdown();
+    if (sessions_.empty()) return finish_shutdown();
+    if (now >= shutdown_deadline_ && !shutdown_expired_) {
+      // Held replies fail with their reason; a short grace lets the errors
+      // reach the clients, whose sessions then close themselves.
+      shutdown_expired_ = true;
+      if (gate_)
+        gate_->expire(now, 0, "durable-proxy is shutting down: shutdown.timeout (" +
+                                  std::to_string(cfg_.shutdown_timeout_ms) + " ms) passed before the write was durable",
+                      /*all=*/true);
+      shutdown_deadline_ = now + 1000;
+      return;
+    }
+    if (now >= shutdown_deadline_) finish_shutdown();
     return;
   }
   if (control_ && !control_->up() && control_retry_at_ && now >= control_retry_at_) {

@@ -150,6 +150,7 @@ class Proxy : public upstream::ReplicaLink::Listener {
   uint64_t holding_since_ms_ = 0;  // a hold longer than durability.hold_timeout stops serving
   uint64_t tracked_end_ = 0;  // the stream tracker has seen bytes up to here
   bool shutting_down_ = false;
+  bool shutdown_expired_ = false;  // shutdown.timeout passed: held replies failed
   uint64_t shutdown_deadline_ = 0;
   int exit_code_ = 0;
   std::string fatal_;

@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdlib>
 #include <cstring>
+#include <string>
+#include <vector>
 #include <utility>
 
 #include "proxy/commands/history_guard.h"
@@ -80,6 +83,27 @@ bool is_pubsub_special(Special s) {
 }
 
 // MONITOR lines: "+1700000000.123456 [0 127.0.0.1:5000] ..."
+// A blocking command that waits without a deadline (BLPOP ... 0, XREAD
+// BLOCK 0, WAIT n 0): no reply is due until another client acts.  The
+// timeout is the last argument, but BLMPOP/BZMPOP's comes first and
+// XREAD[GROUP]'s follows BLOCK.
+bool blocks_forever(const commands::Classification& cls, const std::vector<std::string_view>& args) {
+  if (!cls.blocking || args.size() < 2) return false;
+  std::string_view timeout = args.back();
+  if (iequals(args[0], "blmpop") || iequals(args[0], "bzmpop")) {
+    timeout = args[1];
+  } else if (iequals(args[0], "xread") || iequals(args[0], "xreadgroup")) {
+    timeout = {};
+    for (size_t i = 1; i + 1 < args.size(); i++)
+      if (iequals(args[i], "block")) timeout = args[i + 1];
+  }
+  if (timeout.empty()) return false;
+  std::string t(timeout);
+  char* end = nullptr;
+  double v = std::strtod(t.c_str(), &end);
+  return end != t.c_str() && *end == '\0' && v == 0;
+}
+
 bool looks_like_monitor_line(std::string_view frame) {
   if (frame.size() < 4 || frame[0] != '+') return false;
   size_t i = 1;
@@ -376,6 +400,7 @@ void Session::handle_request(std::string_view bytes) {
   e.kind = cls_.kind;
   e.special = cls_.special;
   e.db = db_;
+  e.blocks_forever = blocks_forever(cls_, args);
 
   switch (cls_.special) {
     case Special::client_reply:
@@ -1028,8 +1053,8 @@ void Session::flush_client() {
   out_.release();
   writing_.release();
   if (close_when_flushed_) return close("protocol error or upstream refused");
-  if (held_.empty() && ((upstream_closed_ && expects_.empty()) || (draining_ && expects_.empty())))
-    return close(upstream_closed_ ? "upstream closed" : "draining");
+  if (held_.empty() && upstream_closed_ && expects_.empty()) return close("upstream closed");
+  if (draining_ && nothing_due()) return close("draining: no reply due");
 }
 
 void Session::on_client_written(uv_write_t* req, int status) {
@@ -1101,7 +1126,22 @@ void Session::cover_outstanding() {
 void Session::drain() {
   draining_ = true;
   update_reading();
-  if (idle()) close("shutdown");
+  if (nothing_due()) close("shutdown: no reply due");
+}
+
+bool Session::nothing_due() const {
+  // Messages (pub/sub, MONITOR lines, invalidations) are not replies: a
+  // subscriber or MONITOR client has nothing due even while some are held
+  // or being written.
+  for (const Held& h : held_)
+    if (h.kind != admin::HoldKind::notification) return false;
+  if (!subscribed_ && !monitor_ && (!out_.empty() || client_writing_)) return false;
+  for (const Expect& e : expects_) {
+    if (e.type == ExpectType::pubsub && e.confirmations > 0) continue;  // subscribed: only messages follow
+    if (e.blocks_forever) return true;  // and what is pipelined behind it waits as long
+    return false;
+  }
+  return true;  // idle, subscribed, or in MONITOR
 }
 
 void Session::close(const std::string& why) {
@@ -1112,7 +1152,7 @@ void Session::close(const std::string& why) {
   if (held_bytes_) ctx_->total_held_bytes -= held_bytes_;
   held_bytes_ = 0;
   if (ctx_->session_closed) ctx_->session_closed(this);
-  auto close_one = [this](uv_tcp_t* h) {
+  auto close_one = [](uv_tcp_t* h) {
     if (uv_is_closing(reinterpret_cast<uv_handle_t*>(h))) return;
     uv_close(reinterpret_cast<uv_handle_t*>(h), &Session::on_handle_closed);
   };

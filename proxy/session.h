@@ -58,6 +58,10 @@ class Session : public gate::GateClient {
   void drain();
   void close(const std::string& why);
   bool idle() const { return expects_.empty() && held_.empty() && out_.empty() && !client_writing_; }
+  // Nothing is due to the client: idle, subscribed or in MONITOR with no
+  // reply pending, or blocked without a deadline (BLPOP ... 0).  Shutdown
+  // closes such a session at once.
+  bool nothing_due() const;
 
   // gate::GateClient
   void on_release() override;
@@ -93,6 +97,7 @@ class Session : public gate::GateClient {
     uint32_t local_len = 0;    // local: bytes in local_
     uint32_t confirmations = 0;
     bool has_token = false;    // write marks in tokens_ (front)
+    bool blocks_forever = false;  // blocking command with timeout 0: no reply due
   };
   enum class HeldState : uint8_t { ready, wait_probe };
   struct Held {

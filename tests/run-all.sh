@@ -5,11 +5,13 @@
 #      against every upstream server deploy/setup-valkey.sh installs (Redis
 #      7.0.15, Valkey 8.0.1 and 9.1.2; Valkey 8.1.1 only in the long run),
 #      the others against the default server (Valkey 8.0.1);
-#   2. AddressSanitizer + UndefinedBehaviorSanitizer build: unit tests, fuzz
+#   2. AddressSanitizer + UndefinedBehaviorSanitizer build, assertions live
+#      (no NDEBUG): unit tests, fuzz
 #      smoke runs, and the durability, recovery, checkpoint and core
 #      pass-through integration suites against the default server and
 #      Valkey 9.1.2;
 #   3. ThreadSanitizer build: the log writer's concurrency tests.
+# Every build has -DDP_WERROR=ON (warnings are errors).
 # DP_TEST_QUICK=1 runs only step 1.
 # DP_TEST_LONG=1 (or tests/run-long.sh) adds the ctest entries labelled
 # "long" (the matrix on Valkey 8.1.1) and, at the end, the crash soak's
@@ -28,12 +30,14 @@ release_filter=(-LE '^long$')
 [ "$long" = 1 ] && release_filter=()
 
 echo "== release build" >&2
-DP_BUILD_DIR="$root/build" "$root/deploy/build.sh"
+DP_BUILD_DIR="$root/build" "$root/deploy/build.sh" -DDP_WERROR=ON
 (cd "$root/build" && ctest --output-on-failure -j"$jobs" "${release_filter[@]}")
 
 if [ "${DP_TEST_QUICK:-0}" != 1 ]; then
   echo "== ASan+UBSan build" >&2
-  DP_BUILD_DIR="$root/build-asan" "$root/deploy/build.sh" -DDP_SANITIZE=address
+  # Assertions live (no -DNDEBUG): the handle-lifecycle asserts run here.
+  DP_BUILD_DIR="$root/build-asan" "$root/deploy/build.sh" -DDP_WERROR=ON -DDP_SANITIZE=address \
+    -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O2 -g" -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g"
   # Unit tests, fuzz smoke runs, and the integration suites of the durability
   # path (gate, recovery, checkpoints) and of the core pass-through, against
   # the default server and Valkey 9.1.2.  The fsync shim is preloaded into
@@ -48,7 +52,7 @@ if [ "${DP_TEST_QUICK:-0}" != 1 ]; then
   asan -R '^it_test_(durability_|recovery_|checkpoint@|passthrough_(basic|session|protocol|pubsub)@)' \
        -L '^(default|server:valkey-9\.1\.2)$'
   echo "== TSan build (log writer)" >&2
-  DP_BUILD_DIR="$root/build-tsan" "$root/deploy/build.sh" -DDP_SANITIZE=thread
+  DP_BUILD_DIR="$root/build-tsan" "$root/deploy/build.sh" -DDP_WERROR=ON -DDP_SANITIZE=thread
   (cd "$root/build-tsan" && ctest --output-on-failure -j"$jobs" -R '^unit_log$')
 fi
 

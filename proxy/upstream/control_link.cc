@@ -68,6 +68,7 @@ void ControlLink::on_connect_cb(const redisAsyncContext* ac, int status) {
     return;
   }
   if (self->opts_.password.empty()) {
+    self->name_connection();
     self->up_ = true;
     self->on_up_();
     return;
@@ -84,8 +85,19 @@ void ControlLink::on_connect_cb(const redisAsyncContext* ac, int status) {
       LOG_ERROR("control", "%s", why.c_str());
       return;
     }
+    self->name_connection();
     self->up_ = true;
     self->on_up_();
+  });
+}
+
+void ControlLink::name_connection() {
+  if (opts_.client_name.empty()) return;
+  // Pipelined ahead of whatever on_up sends; a refusal costs only the name.
+  command({"CLIENT", "SETNAME", opts_.client_name}, [this](const redisReply* r, const std::string&) {
+    if (r && r->type == REDIS_REPLY_ERROR)
+      LOG_WARN("control", "upstream %s refused CLIENT SETNAME %s: %.*s; the link stays unnamed", address_.c_str(),
+               opts_.client_name.c_str(), static_cast<int>(r->len), r->str);
   });
 }
 

@@ -28,6 +28,7 @@ struct ControlLinkOptions {
   uint16_t port = 0;
   std::string username, password;
   uint32_t connect_timeout_ms = 2000;
+  std::string client_name;  // CLIENT SETNAME once connected (CLIENT LIST); empty = not sent
 };
 
 class ControlLink {
@@ -57,6 +58,7 @@ class ControlLink {
   static void on_timer(uv_timer_t* t);
   void lost(const std::string& reason);
   void finish_close();
+  void name_connection();  // CLIENT SETNAME opts_.client_name
   void send(const std::vector<std::string>& argv, ReplyFn* fn);
 
   uv_loop_t* loop_;

@@ -348,6 +348,13 @@ bool ReplicaLink::handle_reply(std::string_view line) {
         drop("PING failed: " + std::string(line));
         return false;
       }
+      step_ = !opts_.client_name.empty() ? Step::setname : Step::info;
+      break;
+    case Step::setname:
+      // A refusal (an ACL without client|setname) costs only the name.
+      if (!ok)
+        LOG_WARN("replica_link", "%sCLIENT SETNAME refused (%.*s); the link stays unnamed", where().c_str(),
+                 static_cast<int>(line.size()), line.data());
       step_ = Step::info;
       break;
     case Step::info:
@@ -473,6 +480,7 @@ void ReplicaLink::send_step() {
       }
       break;
     case Step::ping: send_command({"PING"}); break;
+    case Step::setname: send_command({"CLIENT", "SETNAME", opts_.client_name}); break;
     case Step::info: send_command({"INFO", "server"}); break;
     case Step::port:
       if (opts_.listening_port == 0) {

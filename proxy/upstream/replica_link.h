@@ -59,6 +59,7 @@ struct ReplicaLinkOptions {
   uint32_t idle_timeout_ms = 60000;      // no byte for this long after PSYNC (RDB, stream): drop
   uint32_t ack_interval_ms = 1000;       // periodic REPLCONF ACK
   size_t read_pause_bytes = 0;           // unused; backpressure is via pause()/resume()
+  std::string client_name;               // CLIENT SETNAME before PSYNC (CLIENT LIST); empty = not sent
 };
 
 // The version to announce with "REPLCONF version" for an "INFO server"
@@ -120,7 +121,7 @@ class ReplicaLink {
 
  private:
   struct Conn;
-  enum class Step { auth, ping, info, port, capa, version, psync };
+  enum class Step { auth, ping, setname, info, port, capa, version, psync };
   enum class Rdb { preamble, sized, marked };
 
   void connect_resolved(Conn* c, const struct addrinfo* ai);

@@ -80,6 +80,23 @@ def wait_until(pred, timeout, what, interval=0.02, state=None):
         time.sleep(interval)
 
 
+def wait_stalled(read, quiet, timeout, what):
+    """Waits until read() (a counter such as bytes sent) has not changed for
+    `quiet` seconds: the observed event "it stopped moving"; returns the
+    value.  Both deadlines are scaled."""
+    quiet = scaled(quiet)
+    last = [read(), time.monotonic()]
+
+    def stalled():
+        now = read()
+        if now != last[0]:
+            last[:] = [now, time.monotonic()]
+            return False
+        return time.monotonic() - last[1] >= quiet
+    wait_until(stalled, timeout, what, interval=0.05, state=lambda: last[0])
+    return last[0]
+
+
 def port_accepts(port, host="127.0.0.1"):
     try:
         with socket.create_connection((host, port), timeout=0.2):
@@ -589,6 +606,45 @@ def client_by_name(direct_conn, name):
         if fields.get("name") == name:
             return fields
     return None
+
+
+def command_calls(direct_conn, command):
+    """How many times the upstream executed `command` (INFO commandstats
+    calls; a subcommand as "config|set")."""
+    fields = info_fields(direct_conn, "commandstats")
+    stat = fields.get("cmdstat_" + command.lower())
+    if stat is None:
+        return 0
+    return int(dict(f.split("=", 1) for f in stat.split(","))["calls"])
+
+
+def wait_executed(direct_conn, command, calls, timeout=10, what=None):
+    """Waits until the upstream has executed `command` at least `calls`
+    times (seen on a direct connection): orders a test's next step after it."""
+    wait_until(lambda: command_calls(direct_conn, command) >= calls, timeout,
+               what or "the upstream to execute %s (%d calls)" % (command, calls),
+               state=lambda: command_calls(direct_conn, command))
+
+
+def client_list(direct_conn):
+    """The upstream's CLIENT LIST as a list of dicts."""
+    listing = direct_conn.call("CLIENT", "LIST")
+    return [dict(f.split("=", 1) for f in line.split(" ") if "=" in f)
+            for line in bytes(listing).decode().splitlines()]
+
+
+def blocked_on(direct_conn, command):
+    """How many upstream clients are blocked (flag b) in `command`."""
+    return sum(1 for c in client_list(direct_conn)
+               if "b" in c.get("flags", "") and c.get("cmd") == command.lower())
+
+
+def wait_blocked(direct_conn, command, n=1, timeout=10):
+    """Waits until at least n upstream clients are blocked in `command`
+    (BLPOP, XREAD...): seen on a direct connection, before the test goes on."""
+    wait_until(lambda: blocked_on(direct_conn, command) >= n, timeout,
+               "%d client(s) blocked in %s on the upstream" % (n, command),
+               state=lambda: [(c.get("cmd"), c.get("flags")) for c in client_list(direct_conn)])
 
 
 def hiredis_tool(name, tmpdir):

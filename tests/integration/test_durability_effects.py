@@ -81,7 +81,8 @@ def test_log_holds_effects(durable):
         assert c.call("FCALL", "dpset", "1", "f1", "y") == "OK"
         # BLPOP served by another client's push
         popper.send_cmd("BLPOP", "bl", "5")
-        time.sleep(0.2)
+        with durable.direct() as d:
+            harness.wait_blocked(d, "blpop")
         assert c.call("LPUSH", "bl", "item") == 1
         assert timed_read(popper)[1] == [b"bl", b"item"]
         # SPOP: the log must name the member it popped

@@ -72,10 +72,11 @@ def test_bounded_memory_while_fsync_is_blocked(fresh_durable):
     t = threading.Thread(target=sender)
     t.start()
     try:  # (nothing may read `conn` here: that would change its socket timeout)
-        time.sleep(2.0)
+        # Positive event first: the sender stalls (no progress for 0.5 s) ...
+        harness.wait_stalled(lambda: sent[0], 0.5, 30, "the sender to stall (the proxy stops reading)")
         assert sent[0] < len(payload), "the proxy read all %d bytes while fsync was blocked" % len(payload)
         stalled_at = sent[0]
-        time.sleep(0.5)
+        time.sleep(0.5)  # ... then the negative proof: it stays stalled
         assert sent[0] - stalled_at < 1 << 20, "the proxy kept reading while fsync was blocked"
         rss = d.proxy.rss_bytes()
         info = d.info()
@@ -142,19 +143,32 @@ def test_held_reply_bytes_are_bounded(fresh_durable, limits):
         assert w.call("SET", "big", "0") == "OK"
         d.settle()
         d.ctl.block()
-        w.send_cmd("SET", "big", value)
+        with d.direct() as direct:
+            sets = harness.command_calls(direct, "set")
+            w.send_cmd("SET", "big", value)
+            # The GETs must follow the SET: see the upstream executed it.
+            harness.wait_executed(direct, "set", sets + 1)
         conns = [d.conn(timeout=20) for _ in range(clients)]
+
+        # (admin /status: past total_held no client connection is read)
+        def status():
+            return json.loads(d.proxy.admin_get("/status")[1])
+
         try:
             for c in conns:
                 c.send(harness.encode("GET", "big") * 60)
-            time.sleep(1.0)
-            # (admin /status: past total_held no client connection is read)
-            status, body = d.proxy.admin_get("/status")
-            info = json.loads(body)
-            held_bytes = int(info["held_bytes"])
+            # Positive event first: the held replies reach the limit ...
+            harness.wait_until(lambda: int(status()["held_bytes"]) >= bound, 10,
+                               "held replies to reach the %d-byte limit" % bound,
+                               state=lambda: status()["held_bytes"])
+            # ... then the negative proof: they do not grow past it.
             slack = clients * (2 * len(value) + (64 << 10))
-            assert held_bytes <= bound * (clients if limits == "per_client" else 1) + slack, info
-            assert held_bytes >= 100 << 10, info  # the GETs really were held
+            limit = bound * (clients if limits == "per_client" else 1) + slack
+            end = time.monotonic() + 0.5
+            while time.monotonic() < end:
+                info = status()
+                assert int(info["held_bytes"]) <= limit, info
+                time.sleep(0.05)
             d.ctl.unblock()
             assert w.read_frame(10)[1] == "OK"
             for c in conns:

@@ -136,15 +136,22 @@ def test_read_waits_only_for_the_writes_pending_on_its_key(fresh_durable):
 
     def read(name, c):
         arrived[name] = (c.read_frame(10)[1], time.monotonic())
+    direct = d.direct()
     try:
+        sets = harness.command_calls(direct, "set")
         c1.send_cmd("SET", "k", "v1")
         t1 = threading.Thread(target=read, args=("set k", c1))
         t1.start()
-        time.sleep(0.1)
+        # SET k executed and its stream bytes in the proxy's log (whose
+        # 300 ms fsync then starts) before SET other is sent.
+        harness.wait_executed(direct, "set", sets + 1)
+        target = d.upstream_offset()
+        harness.wait_until(lambda: int(d.info()["received_offset"]) >= target, 5,
+                           "the log to receive SET k", state=d.info)
         c2.send_cmd("SET", "other", "x")
         t2 = threading.Thread(target=read, args=("set other", c2))
         t2.start()
-        time.sleep(0.05)
+        harness.wait_executed(direct, "set", sets + 2)  # GET k follows both SETs
         c3.send_cmd("GET", "k")
         t3 = threading.Thread(target=read, args=("get k", c3))
         t3.start()
@@ -154,11 +161,11 @@ def test_read_waits_only_for_the_writes_pending_on_its_key(fresh_durable):
         assert arrived["get k"][0] == b"v1"
         set_k, set_other, get_k = (arrived[n][1] for n in ("set k", "set other", "get k"))
         assert set_other - set_k > 0.15, "SET other was not in a later fsync: the setup proves nothing"
-        assert get_k - set_k < 0.15, \
+        assert set_other - get_k > 0.15, \
             "GET k waited %.0f ms past the write it depends on (until %.0f ms before SET other)" % (
                 (get_k - set_k) * 1e3, (set_other - get_k) * 1e3)
     finally:
-        for c in (c1, c2, c3):
+        for c in (c1, c2, c3, direct):
             c.close()
 
 

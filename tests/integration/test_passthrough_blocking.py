@@ -3,7 +3,7 @@ behind them wait, CLIENT UNBLOCK ends them) and MONITOR."""
 import re
 import time
 
-from harness import RespConn, encode
+from harness import RespConn, encode, wait_blocked
 
 
 def test_blocking_pop_times_out_with_null(target):
@@ -18,6 +18,8 @@ def test_blocking_pop_times_out_with_null(target):
 def test_commands_pipelined_behind_a_blocked_one_wait_for_it(target):
     with target.conn() as c, target.conn() as other:
         c.send(encode("BLPOP", "q", "0") + encode("SET", "after", "1") + encode("GET", "after"))
+        with target.direct() as d:
+            wait_blocked(d, "blpop")
         assert c.nothing_pending(0.3)
         assert other.call("GET", "after") is None  # not executed yet either
         assert other.call("RPUSH", "q", "job") == 1
@@ -30,12 +32,15 @@ def test_other_blocking_commands_are_served(target):
         c.send(encode("BLMOVE", "src", "dst", "LEFT", "RIGHT", "0") +
                encode("BZPOPMIN", "z", "0") +
                encode("XREAD", "BLOCK", "0", "STREAMS", "st", "$"))
-        assert c.nothing_pending(0.2)
-        other.call("RPUSH", "src", "m")
-        assert c.read_frame()[1] == b"m"
-        other.call("ZADD", "z", "1", "x")
-        assert c.read_frame()[1] == [b"z", b"x", b"1"]
-        time.sleep(0.05)  # XREAD must be blocked before the entry exists
+        with target.direct() as d:
+            wait_blocked(d, "blmove")
+            assert c.nothing_pending(0.2)
+            other.call("RPUSH", "src", "m")
+            assert c.read_frame()[1] == b"m"
+            wait_blocked(d, "bzpopmin")
+            other.call("ZADD", "z", "1", "x")
+            assert c.read_frame()[1] == [b"z", b"x", b"1"]
+            wait_blocked(d, "xread")  # XREAD must be blocked before the entry exists
         other.call("XADD", "st", "1-1", "f", "v")
         assert c.read_frame()[1] == [[b"st", [[b"1-1", [b"f", b"v"]]]]]
 
@@ -44,11 +49,13 @@ def test_client_unblock_ends_a_blocked_command(target):
     with target.conn() as c, target.conn() as other:
         cid = c.call("CLIENT", "ID")
         c.send(encode("BLPOP", "never", "0") + encode("PING"))
-        time.sleep(0.1)
+        with target.direct() as d:
+            wait_blocked(d, "blpop")
         assert other.call("CLIENT", "UNBLOCK", str(cid)) == 1
         assert c.read_frames(2) == [(b"*-1\r\n", None), (b"+PONG\r\n", "PONG")]
         c.send(encode("BLPOP", "never", "0"))
-        time.sleep(0.1)
+        with target.direct() as d:
+            wait_blocked(d, "blpop")
         assert other.call("CLIENT", "UNBLOCK", str(cid), "ERROR") == 1
         raw, value = c.read_frame()
         assert raw.startswith(b"-UNBLOCKED ")

@@ -13,7 +13,8 @@ import time
 import pytest
 import redis
 
-from harness import RespConn, hiredis_tool, port_accepts, run_benchmark, run_cli, wait_until
+from harness import (RespConn, hiredis_tool, port_accepts, run_benchmark, run_cli, scaled,
+                     wait_blocked, wait_until)
 
 MB = 1 << 20
 
@@ -178,7 +179,8 @@ def test_redis_py_blocking_pop_and_client_unblock(target):
     assert result == {"v": None}
     th = threading.Thread(target=lambda: result.__setitem__("v", r.brpop("py-q", timeout=0)))
     th.start()
-    time.sleep(0.1)
+    with target.direct() as d:
+        wait_blocked(d, "brpop")
     other.rpush("py-q", "job")
     th.join(5)
     assert result["v"] == (b"py-q", b"job")
@@ -190,7 +192,7 @@ def test_redis_py_monitor_sees_commands(target):
     r = redis.Redis(host="127.0.0.1", port=target.port)
     with r.monitor() as m:
         redis.Redis(host="127.0.0.1", port=target.port).set("py-mon", "x")
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + scaled(5)
         while time.monotonic() < deadline:
             cmd = m.next_command()
             if "py-mon" in cmd["command"]:
@@ -258,7 +260,8 @@ def test_redis_py_shutdown_and_sigterm(fresh_target):
     result = {}
     th = threading.Thread(target=lambda: result.setdefault("v", r.blpop("py-sig", timeout=1)))
     th.start()
-    time.sleep(0.1)
+    with t.direct() as d:
+        wait_blocked(d, "blpop")
     t.proxy.signal(signal.SIGTERM)
     th.join(5)
     assert result == {"v": None}        # the in-flight reply was delivered
@@ -329,7 +332,7 @@ def _subscribe_run(port, upstream, resp3):
         wait_until(lambda: d.call("PUBSUB", "NUMSUB", "cli-ch")[1] == 1, 5, "redis-cli to subscribe")
         assert d.call("PUBLISH", "cli-ch", "m1") == 1
         assert d.call("PUBLISH", "cli-ch", "m2") == 1
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + scaled(5)
     out = b""
     os.set_blocking(proc.stdout.fileno(), False)
     while out.count(b"m2") == 0 and time.monotonic() < deadline:
@@ -376,7 +379,7 @@ def test_redis_cli_monitor(target, resp3):
     proc = cli_popen(target.port, ["MONITOR"], resp3=resp3)
     os.set_blocking(proc.stdout.fileno(), False)
     out = b""
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + scaled(5)
     with RespConn(target.addr) as other:  # repeat until redis-cli's MONITOR has started
         other.call("SELECT", "6")
         while b"cli-mon" not in out and time.monotonic() < deadline:
@@ -400,7 +403,7 @@ def test_redis_cli_rdb_and_replica_through_the_session_pipe(target, tmp_path):
     try:
         os.set_blocking(proc.stdout.fileno(), False)
         out = b""
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + scaled(10)
         while time.monotonic() < deadline and b'"cli-stream"' not in out:
             if b"sync with master" in out.lower() or b"full resync" in out.lower() or out:
                 run_cli(target.port, ["SET", "cli-stream", "x"])

@@ -8,7 +8,7 @@ import time
 import pytest
 
 import harness
-from harness import RespConn, client_by_name, encode, port_accepts, wait_until
+from harness import RespConn, client_by_name, encode, port_accepts, wait_blocked, wait_until
 
 
 def test_shutdown_closes_the_connection_without_reply(fresh_target):
@@ -113,7 +113,7 @@ def test_upstream_closing_mid_stream_delivers_earlier_replies_then_closes(target
         c.send(encode("CLIENT", "SETNAME", "it-midstream") + encode("SET", "m", "1") +
                encode("GET", "m") + encode("BLPOP", "never-filled", "0"))
         assert [v for _, v in c.read_frames(3)] == ["OK", "OK", b"1"]
-        time.sleep(0.05)
+        wait_blocked(d, "blpop")
         upstream_conn = client_by_name(d, "it-midstream")
         assert d.call("CLIENT", "KILL", "ID", upstream_conn["id"]) == 1
         rest = c.expect_close(5)
@@ -143,7 +143,8 @@ def test_signal_stops_accepting_finishes_in_flight_then_exits_zero(fresh_target,
     t = fresh_target()
     with t.conn() as busy:
         busy.send(encode("BLPOP", "sig-q", "1"))
-        time.sleep(0.1)
+        with t.direct() as d:
+            wait_blocked(d, "blpop")
         t0 = time.monotonic()
         t.proxy.signal(sig)
         wait_until(lambda: not port_accepts(t.proxy.port), 2, "the proxy to stop accepting")

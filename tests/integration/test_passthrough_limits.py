@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from harness import DIRECT, RespConn, encode
+from harness import DIRECT, RespConn, client_list, command_calls, encode, wait_executed, wait_stalled
 
 MB = 1 << 20
 # The proxy's default per-client buffer is 64 MB (limits.client_buffer_bytes);
@@ -37,9 +37,15 @@ def test_client_that_does_not_read_makes_the_proxy_stop_reading_upstream(target)
     n = 300  # 300 MB of replies, far above the proxy's per-client bound
     with target.conn(timeout=30) as setup:
         setup.call("SET", "bp-value", value)
-    with target.conn(timeout=30) as lazy:
+    with target.conn(timeout=30) as lazy, target.direct() as d:
+        gets = command_calls(d, "get")
         lazy.send(b"".join(encode("GET", "bp-value") for _ in range(n)))
-        time.sleep(2.0)  # an unbounded proxy would now hold most of the 300 MB
+        # The upstream executed every GET: all 300 MB of replies exist, and
+        # what the proxy does not read stays in the upstream's output buffer.
+        wait_executed(d, "get", gets + n, timeout=60)
+        wait_stalled(lambda: sum(int(c.get("omem", 0)) for c in client_list(d)), 0.5, 30,
+                     "the upstream's output buffers to stop draining")
+        # An unbounded proxy would now hold most of the 300 MB.
         rss = target.proxy.rss_bytes()
         assert rss < RSS_BOUND, "proxy RSS %d MB with a client not reading" % (rss // MB)
         with target.conn() as other:  # others are served meanwhile
@@ -70,9 +76,9 @@ def test_upstream_that_does_not_read_makes_the_client_writes_stall(fresh_target)
         try:
             th = threading.Thread(target=writer, args=(c,), daemon=True)
             th.start()
-            time.sleep(2.0)
+            wait_stalled(lambda: sent[0], 0.5, 30, "the client's writes to stall")
             stalled_at = sent[0]
-            time.sleep(0.5)
+            time.sleep(0.5)  # negative proof: they stay stalled
             assert sent[0] == stalled_at < total, "writes never stalled (%d sent)" % sent[0]
             assert stalled_at * len(command) < RSS_BOUND
             if not DIRECT:

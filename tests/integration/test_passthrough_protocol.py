@@ -4,7 +4,7 @@ case sends the same bytes to the target and the reference server and
 compares everything received up to the close."""
 import pytest
 
-from harness import RespConn, encode
+from harness import Closed, RespConn, encode, scaled
 
 
 def whole_conversation(addr, data, chunks=1):
@@ -19,8 +19,14 @@ def whole_conversation(addr, data, chunks=1):
             pass
         received = b""
         closed = False
+        # Every case gets an answer or a close: wait for that first event
+        # (scaled deadline), then read until quiet.
+        try:
+            c._fill(scaled(10))
+        except (Closed, OSError):
+            pass
         while True:
-            if c.nothing_pending(0.3):
+            if c.nothing_pending(scaled(0.3)):
                 closed = c.eof
                 break
             received += bytes(c.buf[c.pos:])

@@ -118,10 +118,13 @@ def test_commands_during_restore_get_loading_never_missing_data(cl):
     t = threading.Thread(target=poll, daemon=True)
     t.start()
     try:
-        time.sleep(0.2)
+        harness.wait_until(lambda: seen["ok"] > 0, 10, "the poller to be served before the kill",
+                           state=lambda: dict(seen))
         cl.kill_upstream()
         wait_restored(cl.proxy)
-        time.sleep(0.2)
+        ok_at_restore = seen["ok"]
+        harness.wait_until(lambda: seen["ok"] > ok_at_restore, 10,
+                           "the poller to be served after the restore", state=lambda: dict(seen))
     finally:
         stop.set()
         t.join(10)

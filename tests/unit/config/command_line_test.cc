@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include "config/config.h"
+#include "unit/config/temp_file.h"
 
 using namespace dp::config;
 
@@ -91,4 +92,38 @@ TEST_CASE("the usage text lists every flag the deployment files rely on") {
     INFO(flag);
     CHECK(usage.find(flag) != std::string::npos);
   }
+}
+
+TEST_CASE("without --config and without ./proxy.yaml the built-in defaults and the flags apply") {
+  CommandLine cl;
+  REQUIRE(parse({"--listen", "127.0.0.1:7001", "--durability", "off"}, &cl) == "");
+  cl.config_path = "/nonexistent-dp-dir/proxy.yaml";  // the default path, absent
+  std::string source;
+  LoadResult lr = load_for_command_line(cl, &source);
+  REQUIRE_MESSAGE(lr.config, lr.error);
+  CHECK(source == kBuiltInDefaults);
+  CHECK(lr.config->listen.port == 7001);
+  CHECK(lr.config->durability == DurabilityMode::off);
+}
+
+TEST_CASE("an explicit --config that is missing is an error naming the path") {
+  CommandLine cl;
+  REQUIRE(parse({"--config", "/nonexistent-dp-dir/my.yaml"}, &cl) == "");
+  std::string source;
+  LoadResult lr = load_for_command_line(cl, &source);
+  CHECK_FALSE(lr.config);
+  CHECK(lr.error.find("/nonexistent-dp-dir/my.yaml") != std::string::npos);
+  CHECK(lr.error.find("No such file") != std::string::npos);
+}
+
+TEST_CASE("without --config an existing ./proxy.yaml is read") {
+  dp::config::test::TempFile f("listen:\n  address: 127.0.0.1:7002\n", ".yaml");
+  CommandLine cl;
+  REQUIRE(parse({}, &cl) == "");
+  cl.config_path = f.path();  // stands for ./proxy.yaml
+  std::string source;
+  LoadResult lr = load_for_command_line(cl, &source);
+  REQUIRE_MESSAGE(lr.config, lr.error);
+  CHECK(source == f.path());
+  CHECK(lr.config->listen.port == 7002);
 }

@@ -117,6 +117,7 @@ TEST_CASE("fsync shim: a block file holds fdatasync until it is removed") {
   s.touch("block");
   pid_t pid = spawn((s.root / "data/f").string(), {"DP_FSYNC_CONTROL_DIR=" + (s.root / "ctl").string()});
   REQUIRE(pid > 0);
+  // Negative proof: it does not exit while the block file exists.
   std::this_thread::sleep_for(std::chrono::milliseconds(400));
   int status = 0;
   CHECK(waitpid(pid, &status, WNOHANG) == 0);  // still blocked

@@ -9,6 +9,7 @@
 #include "fake_file_system.h"
 #include "log/durable_log.h"
 #include "log/log_format.h"
+#include "unit/test_deadline.h"
 
 namespace dp::log::test {
 
@@ -29,13 +30,15 @@ inline std::unique_ptr<DurableLog> open_log(const LogOptions& o, std::string* er
   return log;
 }
 
-// Waits until durable_offset() >= want or the log failed (5 s cap).
+// Waits until durable_offset() >= want or the log failed (scaled deadline,
+// unit/test_deadline.h; on giving up it prints the offset reached).
 inline bool wait_durable(const DurableLog& log, uint64_t want) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (log.durable_offset() < want && !log.failed()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::microseconds(200));
-  }
+  dp::test::wait_until([&] { return log.durable_offset() >= want || log.failed(); },
+                       "the log to be durable up to " + std::to_string(want),
+                       dp::test::kDefaultWait, [&] {
+                         return "durable_offset=" + std::to_string(log.durable_offset()) +
+                                (log.failed() ? " failed: " + log.failure_reason() : "");
+                       });
   return log.durable_offset() >= want;
 }
 

@@ -61,7 +61,7 @@ struct Fixture {
   ~Fixture() {
     bool closed = false;
     ck->close([&] { closed = true; });
-    loop.run_until([&] { return closed; });
+    loop.run_until([&] { return closed; }, "the checkpointer's close callback");
     ck.reset();
     log.reset();
     CHECK(loop.close_ok());
@@ -69,18 +69,43 @@ struct Fixture {
     fs::remove_all(dir, ec);
   }
   // Runs the loop (with the proxy's 100 ms tick) until no checkpoint runs.
-  bool run_to_end(int timeout_ms = 10000) {
+  bool run_to_end() {
+    return run_ticking([&] { return !ck->running(); }, "the checkpoint to end");
+  }
+  // Runs the loop, ticking like the proxy every 100 ms, until done() holds;
+  // on giving up prints `what` and the checkpointer's status.
+  bool run_ticking(const std::function<bool()>& done, std::string_view what) {
     uint64_t next = 0;
-    return loop.run_until([&] {
+    return loop.run_until(
+        [&] {
+          if (uv_now(loop.get()) >= next) {
+            ck->tick();
+            next = uv_now(loop.get()) + 100;
+          }
+          return done();
+        },
+        what, dp::test::kDefaultWait, [this] { return status(); });
+  }
+  // Runs the loop for ms, ticking: only for a negative proof.
+  void tick_for(uint64_t ms) {
+    uint64_t end = uv_now(loop.get()) + ms, next = 0;
+    while (uv_now(loop.get()) < end) {
       if (uv_now(loop.get()) >= next) {
         ck->tick();
         next = uv_now(loop.get()) + 100;
       }
-      return !ck->running();
-    }, timeout_ms);
+      uv_run(loop.get(), UV_RUN_ONCE);
+    }
+  }
+  bool until(const std::function<bool()>& done, std::string_view what) {
+    return loop.run_until(done, what, dp::test::kDefaultWait, [this] { return status(); });
   }
   bool durable_at(uint64_t offset) {
-    return loop.run_until([&] { return log->durable_offset() >= offset || log->failed(); }) &&
+    return loop.run_until([&] { return log->durable_offset() >= offset || log->failed(); },
+                          "the log to be durable up to " + std::to_string(offset),
+                          dp::test::kDefaultWait,
+                          [this] { return "durable_offset=" + std::to_string(log->durable_offset()) +
+                                          (log->failed() ? " (failed)" : ""); }) &&
            log->durable_offset() >= offset;
   }
   // The upstream's replid and offset once it has a backlog (it picks a new
@@ -159,7 +184,8 @@ TEST_CASE("a checkpoint waits for the log to be durable up to its offset, and gi
   REQUIRE(f.durable_at(0));
 
   REQUIRE(f.ck->request("test", &msg) == Checkpointer::Answer::started);
-  REQUIRE(f.loop.run_until([&] { return f.status().find("waiting_for_log") != std::string::npos; }));
+  REQUIRE(f.until([&] { return f.status().find("waiting_for_log") != std::string::npos; },
+                  "the checkpoint to wait for the log"));
   CHECK(f.ck->request("again", &msg) == Checkpointer::Answer::busy);
   CHECK(msg.find("already running (waiting_for_log") != std::string::npos);
   REQUIRE(f.run_to_end());
@@ -192,8 +218,10 @@ TEST_CASE("not ready: requests are refused and nothing is published until ready 
 
   REQUIRE(f.ck->request("test", &msg) == Checkpointer::Answer::started);
   f.ready = false;  // e.g. the upstream was lost and a restore may read the store
-  f.loop.run_for(300);
-  f.ck->tick();
+  REQUIRE(f.run_ticking([&] { return f.status().find("\"phase\":\"waiting_for_log\"") != std::string::npos; },
+                        "the checkpoint to reach waiting_for_log"));
+  // Negative proof: while not ready it stays there (ticks keep coming).
+  f.tick_for(300);
   CHECK_MESSAGE(f.status().find("\"phase\":\"waiting_for_log\"") != std::string::npos, f.status());
   CHECK(!f.store->latest());  // nothing published meanwhile
   f.ready = true;
@@ -222,12 +250,15 @@ TEST_CASE("abandon drops the running checkpoint and leaves no temp file") {
   REQUIRE(f.durable_at(offset));
 
   REQUIRE(f.ck->request("test", &msg) == Checkpointer::Answer::started);
-  REQUIRE(f.loop.run_until([&] { return f.status().find("receiving_rdb") != std::string::npos; }));
+  REQUIRE(f.until([&] { return f.status().find("receiving_rdb") != std::string::npos; },
+                  "the checkpoint to receive the RDB"));
+  // The checkpoint link names itself: CLIENT LIST tells it from the others.
+  CHECK(Client(f.srv.port()).cmd({"CLIENT", "LIST"}).find("name=durable-proxy-checkpoint") != std::string::npos);
   bool temp_seen = false;
   for (auto& name : f.checkpoint_files()) temp_seen |= name.find(".tmp") != std::string::npos;
   CHECK(temp_seen);
   f.ck->abandon("the test abandons it");
-  REQUIRE(f.loop.run_until([&] { return !f.ck->running(); }));
+  REQUIRE(f.until([&] { return !f.ck->running(); }, "the abandoned checkpoint to stop"));
   CHECK(f.status().find("abandoned: the test abandons it") != std::string::npos);
   for (auto& name : f.checkpoint_files()) CHECK(name.find(".tmp") == std::string::npos);
   CHECK(!f.store->latest());

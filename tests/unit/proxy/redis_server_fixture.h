@@ -21,6 +21,8 @@
 #include <thread>
 #include <vector>
 
+#include "unit/test_deadline.h"
+
 namespace dp::test {
 
 inline uint16_t free_port() {
@@ -109,14 +111,16 @@ class RedisServer {
       ::execvp(argv[0], argv.data());
       ::_exit(127);
     }
-    for (int i = 0; i < 500; i++) {  // up to 5 s
-      timeval tv{0, 200000};
-      redisContext* c = redisConnectWithTimeout("127.0.0.1", port_, tv);
-      bool up = c && !c->err;
-      if (c) redisFree(c);
-      if (up) return;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
+    bool up = wait_until(
+        [&] {
+          timeval tv{0, 200000};
+          redisContext* c = redisConnectWithTimeout("127.0.0.1", port_, tv);
+          bool ok = c && !c->err;
+          if (c) redisFree(c);
+          return ok;
+        },
+        "the server to accept connections on port " + std::to_string(port_));
+    if (up) return;
     stop();
     throw std::runtime_error("redis-server did not start on port " + std::to_string(port_));
   }
@@ -164,17 +168,26 @@ class Loop {
     return uv_loop_close(&loop_) == 0;
   }
   uv_loop_t* get() { return &loop_; }
-  bool run_until(const std::function<bool()>& done, int timeout_ms = 5000) {
-    auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  // Runs the loop until done() holds: false after the scaled deadline
+  // (test_deadline.h), printing `what` and the last state() seen.
+  bool run_until(const std::function<bool()>& done, std::string_view what,
+                 std::chrono::milliseconds timeout = kDefaultWait,
+                 const std::function<std::string()>& state = {}) {
+    Deadline deadline(timeout);
     while (!done()) {
-      if (std::chrono::steady_clock::now() > end) return false;
+      if (deadline.expired()) {
+        report_gave_up(what, deadline.limit(), state);
+        return false;
+      }
       uv_run(&loop_, UV_RUN_ONCE);
     }
     return true;
   }
+  // Runs the loop for a fixed time: only for negative proofs ("nothing
+  // arrived within ms"), after the positive event they depend on was seen.
   void run_for(int ms) {
     auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
-    run_until([&] { return std::chrono::steady_clock::now() > end; }, ms + 1000);
+    while (std::chrono::steady_clock::now() <= end) uv_run(&loop_, UV_RUN_ONCE);
   }
 
  private:

@@ -83,11 +83,26 @@ struct LinkUnderTest {
   void close() {
     bool closed = false;
     link.close([&] { closed = true; });
-    loop.run_until([&] { return closed; });
+    loop.run_until([&] { return closed; }, "the link's close callback");
   }
   bool finish() {  // true when no handle leaked
     close();
     return loop.close_ok();
+  }
+  // What the link and the recorder saw, for a deadline's report.
+  std::string describe() const {
+    std::string s = std::string("state=") + dp::upstream::to_string(link.state()) +
+                    " received=" + std::to_string(link.received_offset()) +
+                    " acked=" + std::to_string(link.acked_offset()) +
+                    " full_resyncs=" + std::to_string(rec.full_resyncs) + " states=[";
+    for (size_t i = 0; i < rec.states.size(); i++)
+      s += (i ? "," : "") + std::string(dp::upstream::to_string(rec.states[i]));
+    return s + "] reason=\"" + rec.reason + "\"";
+  }
+  // Runs the loop until done() holds; on giving up prints `what` and describe().
+  bool until(const std::function<bool()>& done, std::string_view what,
+             std::chrono::milliseconds timeout = dp::test::kDefaultWait) {
+    return loop.run_until(done, what, timeout, [this] { return describe(); });
   }
 };
 
@@ -113,11 +128,10 @@ TEST_CASE("full sync with a disk RDB delivers the snapshot at the server's offse
   Client cli(srv.port());
   cli.cmd({"SET", "before", "sync"});
   LinkUnderTest t(options_for(srv));
-  auto& loop = t.loop;
   auto& rec = t.rec;
   auto& link = t.link;
   link.start("", 0);
-  REQUIRE(loop.run_until([&] { return link.state() == LinkState::streaming; }));
+  REQUIRE(t.until([&] { return link.state() == LinkState::streaming; }, "the link to reach streaming"));
   CHECK(rec.full_resyncs == 1);
   CHECK(rec.rdb_dones == 1);
   CHECK(rec.replid.size() == 40);
@@ -137,11 +151,10 @@ TEST_CASE("full sync from a diskless primary strips the EOF mark and passes a bi
   Client cli(srv.port());
   cli.cmd({"DEBUG", "POPULATE", "20000", "key", "100"});  // ~2.5 MB: many reads, split marks
   LinkUnderTest t(options_for(srv));
-  auto& loop = t.loop;
   auto& rec = t.rec;
   auto& link = t.link;
   link.start("?", 0);
-  REQUIRE(loop.run_until([&] { return link.state() == LinkState::streaming; }, 20000));
+  REQUIRE(t.until([&] { return link.state() == LinkState::streaming; }, "the link to reach streaming", std::chrono::milliseconds(20000)));
   CHECK(looks_like_whole_rdb(rec.rdb));
   CHECK(rec.rdb.size() > 500000);
   CHECK(rec.resync_offset == cli.offset());
@@ -155,7 +168,7 @@ TEST_CASE("full sync from a diskless primary strips the EOF mark and passes a bi
 
   // The diskless primary starts the stream only after an ACK that follows the RDB.
   cli.cmd({"SET", "after", "sync"});
-  REQUIRE(loop.run_until([&] { return link.received_offset() == cli.offset(); }));
+  REQUIRE(t.until([&] { return link.received_offset() == cli.offset(); }, "the link to receive up to the server's offset"));
   CHECK(rec.stream.find("after") != std::string::npos);
   CHECK(t.finish());
 }
@@ -164,22 +177,21 @@ TEST_CASE("stream bytes carry exactly the server's replication offsets") {
   RedisServer srv(with(kQuiet, {"--repl-diskless-sync", "no"}));
   Client cli(srv.port());
   LinkUnderTest t(options_for(srv));
-  auto& loop = t.loop;
   auto& rec = t.rec;
   auto& link = t.link;
   link.start("", 0);
-  REQUIRE(loop.run_until([&] { return link.state() == LinkState::streaming; }));
+  REQUIRE(t.until([&] { return link.state() == LinkState::streaming; }, "the link to reach streaming"));
   cli.cmd({"SET", "a", "1"});
   std::string role = cli.cmd({"ROLE"});  // master \n <offset> \n replicas...
   uint64_t role_offset = std::stoull(role.substr(role.find('\n') + 1));
-  REQUIRE(loop.run_until([&] { return link.received_offset() >= role_offset; }));
+  REQUIRE(t.until([&] { return link.received_offset() >= role_offset; }, "the link to receive up to ROLE's offset"));
   CHECK(link.received_offset() == role_offset);
   CHECK(rec.first_stream_offset == rec.resync_offset + 1);
   CHECK(rec.stream_end == role_offset);
   CHECK_FALSE(rec.gap);
   CHECK(rec.stream.find("*3\r\n$3\r\nSET\r\n$1\r\na\r\n$1\r\n1\r\n") != std::string::npos);
   for (int i = 0; i < 200; i++) cli.cmd({"RPUSH", "list", std::to_string(i)});
-  REQUIRE(loop.run_until([&] { return link.received_offset() == cli.offset(); }));
+  REQUIRE(t.until([&] { return link.received_offset() == cli.offset(); }, "the link to receive up to the server's offset"));
   CHECK_FALSE(rec.gap);
   CHECK(rec.stream.size() == link.received_offset() - rec.resync_offset);
   CHECK(t.finish());
@@ -192,9 +204,11 @@ TEST_CASE("the server lists the link as an online replica with its listening por
   auto& loop = t.loop;
   auto& link = t.link;
   link.start("", 0);
-  REQUIRE(loop.run_until([&] { return link.state() == LinkState::streaming; }));
-  REQUIRE(loop.run_until([&] { return cli.info("replication", "slave0").find("state=online") !=
-                                       std::string::npos; }));
+  REQUIRE(t.until([&] { return link.state() == LinkState::streaming; }, "the link to reach streaming"));
+  REQUIRE(loop.run_until(
+      [&] { return cli.info("replication", "slave0").find("state=online") != std::string::npos; },
+      "INFO replication to list the link as an online replica",
+      dp::test::kDefaultWait, [&] { return cli.info("replication", "slave0"); }));
   CHECK(cli.info("replication", "connected_slaves") == "1");
   CHECK(cli.info("replication", "slave0").find("port=7777") != std::string::npos);
   CHECK(t.finish());
@@ -210,7 +224,8 @@ std::string wait_on_server(Loop& loop, uint16_t port, const std::string& timeout
     answer = c.cmd({"WAIT", "1", timeout_ms});
     done = true;
   });
-  loop.run_until([&] { return done.load(); }, 10000);
+  loop.run_until([&] { return done.load(); }, "the WAIT on its own thread to answer",
+                 std::chrono::milliseconds(std::stoll(timeout_ms)) + dp::test::kDefaultWait);
   t.join();
   return answer;
 }
@@ -225,7 +240,7 @@ TEST_CASE("WAIT counts the link only for offsets reported durable") {
   auto& rec = t.rec;
   auto& link = t.link;
   link.start("", 0);
-  REQUIRE(loop.run_until([&] { return link.state() == LinkState::streaming; }));
+  REQUIRE(t.until([&] { return link.state() == LinkState::streaming; }, "the link to reach streaming"));
 
   // Nothing reported durable: received bytes (and GETACK, answered by
   // ack_now()) must not make WAIT count us.
@@ -243,13 +258,20 @@ TEST_CASE("WAIT counts the link only for offsets reported durable") {
 TEST_CASE("acknowledgement never exceeds what was received") {
   RedisServer srv(kQuiet);
   LinkUnderTest t(options_for(srv));
-  auto& loop = t.loop;
   auto& rec = t.rec;
   auto& link = t.link;
   rec.after_rdb = [&] { link.durable(1ull << 40); };  // a stale offset from an older history
   link.start("", 0);
-  REQUIRE(loop.run_until([&] { return link.state() == LinkState::streaming; }));
-  loop.run_for(200);
+  REQUIRE(t.until([&] { return link.state() == LinkState::streaming; }, "the link to reach streaming"));
+  // The ACK the stale offset triggers is clamped to what was received.
+  bool exceeded = false;
+  REQUIRE(t.until(
+      [&] {
+        exceeded = exceeded || link.acked_offset() > link.received_offset();
+        return link.acked_offset() == link.received_offset();
+      },
+      "the link to acknowledge what it received"));
+  CHECK_FALSE(exceeded);
   CHECK(link.acked_offset() == link.received_offset());
   CHECK(t.finish());
 }
@@ -262,9 +284,9 @@ TEST_CASE("PSYNC after a reconnect continues from the backlog without an RDB") {
   auto& rec = t.rec;
   auto& link = t.link;
   link.start("", 0);
-  REQUIRE(loop.run_until([&] { return link.state() == LinkState::streaming; }));
+  REQUIRE(t.until([&] { return link.state() == LinkState::streaming; }, "the link to reach streaming"));
   cli.cmd({"SET", "a", "1"});
-  REQUIRE(loop.run_until([&] { return link.received_offset() == cli.offset(); }));
+  REQUIRE(t.until([&] { return link.received_offset() == cli.offset(); }, "the link to receive up to the server's offset"));
 
   link.pause();  // bytes written now stay unread on the old socket
   cli.cmd({"SET", "b", "2"});
@@ -273,7 +295,7 @@ TEST_CASE("PSYNC after a reconnect continues from the backlog without an RDB") {
   CHECK(held < cli.offset());
   link.start(rec.replid, held);  // reconnect from the last byte we hold
   link.resume();
-  REQUIRE(loop.run_until([&] { return link.received_offset() == cli.offset(); }));
+  REQUIRE(t.until([&] { return link.received_offset() == cli.offset(); }, "the link to receive up to the server's offset"));
   CHECK(rec.continues == 1);
   CHECK(rec.full_resyncs == 1);
   CHECK(rec.new_replid.empty());
@@ -290,11 +312,10 @@ TEST_CASE("a wrong password ends in disconnected with the server's error") {
   o.port = srv.port();
   o.password = "wrong";
   LinkUnderTest t(o);
-  auto& loop = t.loop;
   auto& rec = t.rec;
   auto& link = t.link;
   link.start("", 0);
-  REQUIRE(loop.run_until([&] { return !rec.reason.empty(); }));
+  REQUIRE(t.until([&] { return !rec.reason.empty(); }, "the link to report a disconnect reason"));
   CHECK(link.state() == LinkState::disconnected);
   INFO(rec.reason);
   CHECK(rec.reason.find("127.0.0.1:" + std::to_string(srv.port())) != std::string::npos);
@@ -306,10 +327,36 @@ TEST_CASE("a wrong password ends in disconnected with the server's error") {
     o2.password.clear();
     LinkUnderTest t2(o2);
     t2.link.start("", 0);
-    REQUIRE(t2.loop.run_until([&] { return !t2.rec.reason.empty(); }));
+    REQUIRE(t2.until([&] { return !t2.rec.reason.empty(); }, "the link to report a disconnect reason"));
     CHECK(t2.rec.reason.find("-NOAUTH") != std::string::npos);
     CHECK(t2.finish());
   }
+  CHECK(t.finish());
+}
+
+TEST_CASE("a named link sends CLIENT SETNAME before PSYNC: CLIENT LIST shows it as a named replica") {
+  RedisServer srv(kQuiet);
+  Client cli(srv.port());
+  ReplicaLinkOptions o = options_for(srv);
+  o.client_name = "durable-proxy-replica";
+  LinkUnderTest t(o);
+  t.link.start("", 0);
+  REQUIRE(t.until([&] { return t.link.state() == LinkState::streaming; }, "the link to reach streaming"));
+  std::string line;
+  for (const std::string& l : [&] {
+         std::vector<std::string> v;
+         std::string all = cli.cmd({"CLIENT", "LIST"});
+         for (size_t p = 0, e; p < all.size(); p = e + 1) {
+           e = all.find('\n', p);
+           if (e == std::string::npos) e = all.size();
+           v.push_back(all.substr(p, e - p));
+         }
+         return v;
+       }())
+    if (l.find("name=durable-proxy-replica") != std::string::npos) line = l;
+  INFO(cli.cmd({"CLIENT", "LIST"}));
+  REQUIRE(!line.empty());
+  CHECK(line.find(" flags=S ") != std::string::npos);  // the named connection is the replica
   CHECK(t.finish());
 }
 
@@ -320,11 +367,10 @@ TEST_CASE("the right password gets a full sync") {
   o.port = srv.port();
   o.password = "secret";
   LinkUnderTest t(o);
-  auto& loop = t.loop;
   auto& rec = t.rec;
   auto& link = t.link;
   link.start("", 0);
-  REQUIRE(loop.run_until([&] { return link.state() == LinkState::streaming; }));
+  REQUIRE(t.until([&] { return link.state() == LinkState::streaming; }, "the link to reach streaming"));
   CHECK(rec.full_resyncs == 1);
   CHECK(t.finish());
 }
@@ -332,13 +378,12 @@ TEST_CASE("the right password gets a full sync") {
 TEST_CASE("a server that goes away ends in disconnected with a reason") {
   RedisServer srv(kQuiet);
   LinkUnderTest t(options_for(srv));
-  auto& loop = t.loop;
   auto& rec = t.rec;
   auto& link = t.link;
   link.start("", 0);
-  REQUIRE(loop.run_until([&] { return link.state() == LinkState::streaming; }));
+  REQUIRE(t.until([&] { return link.state() == LinkState::streaming; }, "the link to reach streaming"));
   srv.stop();
-  REQUIRE(loop.run_until([&] { return link.state() == LinkState::disconnected; }));
+  REQUIRE(t.until([&] { return link.state() == LinkState::disconnected; }, "the link to report disconnected"));
   INFO(rec.reason);
   CHECK(rec.reason.find("127.0.0.1:" + std::to_string(srv.port())) != std::string::npos);
   CHECK((rec.reason.find("closed") != std::string::npos ||
@@ -347,7 +392,7 @@ TEST_CASE("a server that goes away ends in disconnected with a reason") {
   // Restarting against nothing: the connect error is the reason.
   rec.reason.clear();
   link.start(rec.replid, link.received_offset());
-  REQUIRE(loop.run_until([&] { return !rec.reason.empty(); }));
+  REQUIRE(t.until([&] { return !rec.reason.empty(); }, "the link to report a disconnect reason"));
   INFO(rec.reason);
   CHECK(rec.reason.find("connection refused") != std::string::npos);
   CHECK(t.finish());
@@ -356,11 +401,10 @@ TEST_CASE("a server that goes away ends in disconnected with a reason") {
 TEST_CASE("a replica without its primary refuses PSYNC and the reason quotes it") {
   RedisServer srv({"--replicaof", "127.0.0.1", std::to_string(dp::test::free_port())});
   LinkUnderTest t(options_for(srv));
-  auto& loop = t.loop;
   auto& rec = t.rec;
   auto& link = t.link;
   link.start("", 0);
-  REQUIRE(loop.run_until([&] { return !rec.reason.empty(); }));
+  REQUIRE(t.until([&] { return !rec.reason.empty(); }, "the link to report a disconnect reason"));
   INFO(rec.reason);
   CHECK(rec.reason.find("PSYNC ? -1 refused") != std::string::npos);
   CHECK(rec.reason.find("while not connected with my master") != std::string::npos);
@@ -374,7 +418,7 @@ TEST_CASE("close during the handshake leaves no handle behind") {
   auto& rec = t.rec;
   auto& link = t.link;
   link.start("", 0);
-  REQUIRE(loop.run_until([&] { return link.state() == LinkState::handshake; }));
+  REQUIRE(t.until([&] { return link.state() == LinkState::handshake; }, "the link to reach the handshake"));
   size_t states_before = rec.states.size();
   t.close();
   CHECK(rec.states.size() == states_before);  // no listener call after close()

@@ -60,7 +60,7 @@ struct Fixture {
   bool finish() {
     bool closed = false;
     primary->close([&] { closed = true; });
-    loop.run_until([&] { return closed; });
+    loop.run_until([&] { return closed; }, "the restore primary's close callback");
     return loop.close_ok();
   }
 };
@@ -92,7 +92,13 @@ TEST_CASE("an empty server told REPLICAOF replays the checkpoint and the log and
       [&] {
         return f.rec.done && cli.info("replication", "master_link_status") == "up" && cli.offset() == end;
       },
-      30000));
+      "the replica to load the checkpoint and the log up to their end", std::chrono::milliseconds(30000),
+      [&] {
+        return "done=" + std::to_string(f.rec.done) + " failure=\"" + f.rec.failure +
+               "\" master_link_status=" + cli.info("replication", "master_link_status") +
+               " offset=" + std::to_string(cli.offset()) + " of " + std::to_string(end) +
+               " sent=" + std::to_string(f.primary->stream_bytes_sent());
+      }));
   CHECK(f.rec.failure.empty());
   CHECK(f.rec.done_offset == end);
   CHECK(f.primary->stream_bytes_sent() == f.source.bytes.size());
@@ -122,7 +128,9 @@ TEST_CASE("a replica with a wrong masterauth is refused and the restore fails na
   REQUIRE(f.primary->listen(&error));
   CHECK(cli.cmd({"CONFIG", "SET", "masterauth", "wrong"}) == "OK");
   CHECK(cli.cmd({"REPLICAOF", "127.0.0.1", std::to_string(f.primary->port())}) == "OK");
-  REQUIRE(f.loop.run_until([&] { return !f.rec.failure.empty(); }, 10000));
+  REQUIRE(f.loop.run_until([&] { return !f.rec.failure.empty(); }, "the restore to fail",
+                           dp::test::kDefaultWait,
+                           [&] { return cli.info("replication", "master_link_status"); }));
   CHECK(f.rec.failure.find("wrong password") != std::string::npos);
   CHECK(f.rec.failure.find("restore primary 127.0.0.1:") != std::string::npos);
   CHECK_FALSE(f.rec.done);

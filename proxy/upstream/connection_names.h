@@ -1,0 +1,18 @@
+// The names the proxy's own upstream connections give themselves with
+// CLIENT SETNAME (deploy/acl.conf grants client|setname for it), so an
+// operator can tell them apart from client sessions in CLIENT LIST.  Client
+// sessions are never named by the proxy (their own CLIENT SETNAME passes
+// through).
+#pragma once
+
+namespace dp {
+
+// Control link: ROLE probes, INFO, COMMAND, and the restore's REPLICAOF /
+// CONFIG SET (restores use no other upstream connection).
+inline constexpr const char* kControlLinkName = "durable-proxy-control";
+// Replica link: PSYNC and the replication stream logged by the proxy.
+inline constexpr const char* kReplicaLinkName = "durable-proxy-replica";
+// The second replica connection that takes a checkpoint (full sync only).
+inline constexpr const char* kCheckpointLinkName = "durable-proxy-checkpoint";
+
+}  // namespace dp
