@@ -782,10 +782,12 @@ Session::FrameRole Session::frame_role(std::string_view frame, const resp::Frame
 void Session::on_frame(std::string_view frame, const resp::Frame& f) {
   switch (frame_role(frame, f)) {
     case FrameRole::message:  // pub/sub, invalidations, MONITOR: held like writes
-      queue_reply(frame, ctx_->gate != nullptr, nullptr, false, admin::HoldKind::notification);
+      queue_reply(frame, ctx_->gate != nullptr, nullptr, false, true, admin::HoldKind::notification);
       return;
     case FrameRole::passive:
-      queue_reply(frame, false, nullptr);
+      // A MONITOR line of a non-write waits only for its turn behind held
+      // lines; it is a message all the same (nothing due at shutdown).
+      queue_reply(frame, false, nullptr, false, monitor_ && f.type == '+');
       return;
     case FrameRole::confirmation:
       // A pub/sub command is complete once it got one confirmation per
@@ -821,7 +823,7 @@ void Session::on_frame(std::string_view frame, const resp::Frame& f) {
     // Nothing asked for it (or a local reply is due first, which cannot
     // happen: locals are taken as soon as they reach the front).
     LOG_DEBUG("session", "client %llu: unsolicited reply from upstream", static_cast<unsigned long long>(id_));
-    queue_reply(frame, ctx_->gate != nullptr, nullptr, false, admin::HoldKind::notification);
+    queue_reply(frame, ctx_->gate != nullptr, nullptr, false, true, admin::HoldKind::notification);
     return;
   }
   Expect e = expects_.front();
@@ -852,7 +854,7 @@ void Session::on_frame(std::string_view frame, const resp::Frame& f) {
   if (e.drop) {
     if (wait) queue_reply(std::string_view(), true, tp);  // keeps order and resolves marks
   } else {
-    queue_reply(frame, wait, tp, false, e.kind == Kind::read ? admin::HoldKind::read : admin::HoldKind::write);
+    queue_reply(frame, wait, tp, false, false, e.kind == Kind::read ? admin::HoldKind::read : admin::HoldKind::write);
   }
   take_local_expects();
 }
@@ -952,7 +954,7 @@ void Session::take_local_expects() {
   }
 }
 
-void Session::queue_reply(std::string_view bytes, bool wait, gate::Token* token, bool close_after,
+void Session::queue_reply(std::string_view bytes, bool wait, gate::Token* token, bool close_after, bool message,
                           admin::HoldKind kind) {
   const uint64_t wait_at = std::exchange(read_wait_offset_, 0);  // set by read_needs_wait
   if (client_gone_) {
@@ -974,7 +976,7 @@ void Session::queue_reply(std::string_view bytes, bool wait, gate::Token* token,
   }
   held_buf_.append(bytes);
   held_.push_back(Held{static_cast<uint32_t>(bytes.size()), wait ? HeldState::wait_probe : HeldState::ready,
-                       false, close_after, probe, wait ? kind : admin::HoldKind::ordered, uv_hrtime()});
+                       false, close_after, probe, wait ? kind : admin::HoldKind::ordered, uv_hrtime(), message});
   held_bytes_ += bytes.size();
   ctx_->total_held_bytes += bytes.size();
 }
@@ -1134,7 +1136,7 @@ bool Session::nothing_due() const {
   // subscriber or MONITOR client has nothing due even while some are held
   // or being written.
   for (const Held& h : held_)
-    if (h.kind != admin::HoldKind::notification) return false;
+    if (!h.message) return false;
   if (!subscribed_ && !monitor_ && (!out_.empty() || client_writing_)) return false;
   for (const Expect& e : expects_) {
     if (e.type == ExpectType::pubsub && e.confirmations > 0) continue;  // subscribed: only messages follow

@@ -108,6 +108,7 @@ class Session : public gate::GateClient {
     uint64_t probe = 0;
     admin::HoldKind kind = admin::HoldKind::write;  // metrics only
     uint64_t since_ns = 0;                          // uv_hrtime when queued
+    bool message = false;  // a pub/sub message or MONITOR line (not a reply): nothing due at shutdown
   };
   enum class ReplyMode : uint8_t { on, off, skip_next };
 
@@ -145,7 +146,7 @@ class Session : public gate::GateClient {
   void on_frame(std::string_view frame, const resp::Frame& f);
   void apply_reply_effects(const Expect& e, std::string_view frame, const resp::Frame& f);
   bool read_needs_wait(const Expect& e);
-  void queue_reply(std::string_view bytes, bool wait, gate::Token* token, bool close_after = false,
+  void queue_reply(std::string_view bytes, bool wait, gate::Token* token, bool close_after = false, bool message = false,
                    admin::HoldKind kind = admin::HoldKind::write);
   void take_local_expects();
   void release();
