@@ -127,46 +127,62 @@ def test_read_waits_only_for_the_writes_pending_on_its_key(fresh_durable):
     """Every fdatasync takes 300 ms.  SET k goes into fsync F1; SET other,
     sent while F1 runs, can only go into F2.  A GET k sent after both must
     be released with F1 (it waits for the write pending on k, not for later
-    writes to other keys), well before SET other's reply."""
+    writes to other keys), well before SET other's reply.
+
+    The setup is observed, not assumed: SET k is sent only once the log is
+    idle (every received byte fsynced), and when both SETs still shared an
+    fsync (an fsync of other stream bytes, e.g. the primary's PING, was in
+    flight when SET k arrived) the attempt is repeated with new keys."""
     import threading
     import time
     d = fresh_durable(extra_env={"DP_FSYNC_DELAY_US": "300000"})
-    c1, c2, c3 = d.conn(), d.conn(), d.conn()
-    arrived = {}
 
-    def read(name, c):
-        arrived[name] = (c.read_frame(10)[1], time.monotonic())
-    direct = d.direct()
-    try:
-        sets = harness.command_calls(direct, "set")
-        c1.send_cmd("SET", "k", "v1")
-        t1 = threading.Thread(target=read, args=("set k", c1))
-        t1.start()
-        # SET k executed and its stream bytes in the proxy's log (whose
-        # 300 ms fsync then starts) before SET other is sent.
-        harness.wait_executed(direct, "set", sets + 1)
-        target = d.upstream_offset()
-        harness.wait_until(lambda: int(d.info()["received_offset"]) >= target, 5,
-                           "the log to receive SET k", state=d.info)
-        c2.send_cmd("SET", "other", "x")
-        t2 = threading.Thread(target=read, args=("set other", c2))
-        t2.start()
-        harness.wait_executed(direct, "set", sets + 2)  # GET k follows both SETs
-        c3.send_cmd("GET", "k")
-        t3 = threading.Thread(target=read, args=("get k", c3))
-        t3.start()
-        for t in (t1, t2, t3):
-            t.join(15)
-        assert arrived["set k"][0] == "OK" and arrived["set other"][0] == "OK"
-        assert arrived["get k"][0] == b"v1"
-        set_k, set_other, get_k = (arrived[n][1] for n in ("set k", "set other", "get k"))
-        assert set_other - set_k > 0.15, "SET other was not in a later fsync: the setup proves nothing"
-        assert set_other - get_k > 0.15, \
-            "GET k waited %.0f ms past the write it depends on (until %.0f ms before SET other)" % (
-                (get_k - set_k) * 1e3, (set_other - get_k) * 1e3)
-    finally:
-        for c in (c1, c2, c3, direct):
-            c.close()
+    def attempt(n):
+        k, other = "k%d" % n, "other%d" % n
+        c1, c2, c3 = d.conn(), d.conn(), d.conn()
+        arrived = {}
+
+        def read(name, c):
+            arrived[name] = (c.read_frame(harness.scaled(10))[1], time.monotonic())
+        direct = d.direct()
+        try:
+            harness.wait_until(lambda: (lambda i: i["fsynced_offset"] == i["received_offset"])(d.info()), 10,
+                               "the log to be idle (every received byte fsynced)", state=d.info)
+            sets = harness.command_calls(direct, "set")
+            c1.send_cmd("SET", k, "v1")
+            t1 = threading.Thread(target=read, args=("set k", c1))
+            t1.start()
+            # SET k executed and its stream bytes in the proxy's log (whose
+            # 300 ms fsync then starts) before SET other is sent.
+            harness.wait_executed(direct, "set", sets + 1)
+            target = d.upstream_offset()
+            harness.wait_until(lambda: int(d.info()["received_offset"]) >= target, 5,
+                               "the log to receive SET k", state=d.info)
+            c2.send_cmd("SET", other, "x")
+            t2 = threading.Thread(target=read, args=("set other", c2))
+            t2.start()
+            harness.wait_executed(direct, "set", sets + 2)  # GET k follows both SETs
+            c3.send_cmd("GET", k)
+            t3 = threading.Thread(target=read, args=("get k", c3))
+            t3.start()
+            for t in (t1, t2, t3):
+                t.join(harness.scaled(15))
+            assert arrived["set k"][0] == "OK" and arrived["set other"][0] == "OK"
+            assert arrived["get k"][0] == b"v1"
+            return tuple(arrived[name][1] for name in ("set k", "set other", "get k"))
+        finally:
+            for c in (c1, c2, c3, direct):
+                c.close()
+
+    for n in range(5):
+        set_k, set_other, get_k = attempt(n)
+        if set_other - set_k > 0.15:
+            break
+    else:
+        raise AssertionError("SET other shared SET k's fsync in 5 attempts: the setup proves nothing")
+    assert set_other - get_k > 0.15, \
+        "GET k waited %.0f ms past the write it depends on (until %.0f ms before SET other)" % (
+            (get_k - set_k) * 1e3, (set_other - get_k) * 1e3)
 
 
 def test_pending_mark_outlives_the_writer(durable):
