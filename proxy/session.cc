@@ -8,6 +8,7 @@
 #include <vector>
 #include <utility>
 
+#include "proxy/commands/ascii.h"
 #include "proxy/commands/history_guard.h"
 #include "proxy/commands/monitor_line.h"
 #include "proxy/logger.h"
@@ -18,19 +19,13 @@ namespace dp {
 
 using commands::Kind;
 using commands::Special;
+using commands::iequals;
 
 namespace {
 
 constexpr size_t kReadChunk = 64 * 1024;
 constexpr size_t kMaxExpects = 1 << 20;  // pipeline depth bound per client
 constexpr uint64_t kUnreachableWaitMs = 1000;
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i)
-    if ((a[i] | 0x20) != (b[i] | 0x20)) return false;
-  return true;
-}
 
 bool parse_int(std::string_view s, long long* out) {
   if (s.empty()) return false;

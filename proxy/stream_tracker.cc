@@ -2,21 +2,16 @@
 
 #include <charconv>
 
+#include "proxy/commands/ascii.h"
 #include "proxy/logger.h"
 
 namespace dp {
 
 using commands::Kind;
 using commands::Special;
+using commands::iequals;
 
 namespace {
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i)
-    if ((a[i] | 0x20) != (b[i] | 0x20)) return false;
-  return true;
-}
-
 resp::RequestLimits stream_limits() {
   resp::RequestLimits l;
   l.max_bulk_len = 1ull << 40;  // the primary decides; never refuse its stream

@@ -1,16 +1,8 @@
 #include "proxy/commands/history_guard.h"
 
+#include "proxy/commands/ascii.h"
+
 namespace dp::commands {
-namespace {
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i)
-    if ((a[i] | 0x20) != (b[i] | 0x20)) return false;
-  return true;
-}
-
-}  // namespace
 
 std::string history_refusal(const std::vector<std::string_view>& args) {
   if (args.empty()) return {};

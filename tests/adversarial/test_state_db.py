@@ -10,7 +10,7 @@ the write is durable.
 import pytest
 
 import harness
-from durability_util import durable, reset  # noqa: F401
+from durability_util import durable, reset, same_turn  # noqa: F401
 
 HOLD_S = 0.5
 
@@ -105,18 +105,6 @@ def test_reset_inside_multi_then_write_is_not_queued(adv):
         assert r.nothing_pending(wait=HOLD_S), "SET acknowledged before fsync"
         adv.ctl.unblock()
         assert r.read_frame(timeout=harness.scaled(5))[1] == "OK"
-
-
-def same_turn(d, *sends):
-    """Runs each (conn, bytes) in one upstream event-loop turn: a CLIENT PAUSE
-    holds them all, in order, until it expires; returns once they ran (a
-    direct PING sent after them is answered only then)."""
-    with d.direct() as c:
-        assert c.call("CLIENT", "PAUSE", str(int(harness.scaled(0.5) * 1000)), "ALL") == "OK"
-        for conn, data in sends:
-            conn.send(data)
-        c.send_cmd("PING")
-        assert c.read_frame(timeout=harness.scaled(5))[1] == "PONG"
 
 
 def test_drifted_connection_marks_its_write_in_the_right_db(adv):

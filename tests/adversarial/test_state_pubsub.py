@@ -11,7 +11,7 @@ the PING is outstanding and must still wait like a write.
 import pytest
 
 import harness
-from durability_util import durable, reset  # noqa: F401
+from durability_util import durable, reset, same_turn  # noqa: F401
 
 HOLD_S = 0.5
 
@@ -21,18 +21,6 @@ def adv(durable):  # noqa: F811
     reset(durable)
     yield durable
     reset(durable)
-
-
-def same_turn(d, *sends):
-    """Runs each (conn, bytes) in one upstream event-loop turn: a CLIENT PAUSE
-    holds them all, in order, until it expires; returns once they ran (a
-    direct PING sent after them is answered only then)."""
-    with d.direct() as c:
-        assert c.call("CLIENT", "PAUSE", str(int(harness.scaled(0.5) * 1000)), "ALL") == "OK"
-        for conn, data in sends:
-            conn.send(data)
-        c.send_cmd("PING")
-        assert c.read_frame(timeout=harness.scaled(5))[1] == "PONG"
 
 
 def frames(conn, n):

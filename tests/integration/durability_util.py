@@ -127,3 +127,15 @@ def timed_read(conn, timeout=5.0):
     t0 = time.monotonic()
     _, value = conn.read_frame(timeout)
     return time.monotonic() - t0, value
+
+
+def same_turn(d, *sends):
+    """Runs each (conn, bytes) in one upstream event-loop turn: a CLIENT PAUSE
+    holds them all, in order, until it expires; returns once they ran (a
+    direct PING sent after them is answered only then)."""
+    with d.direct() as c:
+        assert c.call("CLIENT", "PAUSE", str(int(harness.scaled(0.5) * 1000)), "ALL") == "OK"
+        for conn, data in sends:
+            conn.send(data)
+        c.send_cmd("PING")
+        assert c.read_frame(timeout=harness.scaled(5))[1] == "PONG"
