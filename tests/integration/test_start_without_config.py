@@ -1,6 +1,7 @@
 """durable-proxy without --config and without ./proxy.yaml runs on the
 built-in defaults plus its flags and says so; an explicit --config that is
 missing is an error naming the path."""
+import http.client
 import os
 import signal
 import subprocess
@@ -8,6 +9,17 @@ import subprocess
 import pytest
 
 import harness
+
+
+def readyz(admin_port):
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", admin_port, timeout=0.5)
+        c.request("GET", "/readyz")
+        status = c.getresponse().status
+        c.close()
+        return status
+    except OSError:
+        return None
 
 pytestmark = pytest.mark.proxy_only
 
@@ -26,8 +38,11 @@ def test_no_config_file_runs_on_defaults_and_flags(tmp_path):
                                 cwd=str(workdir), stdout=out, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL)
     try:
-        harness.wait_until(lambda: proc.poll() is not None or harness.port_accepts(port), 15,
-                           "the proxy to listen on %d" % port, state=lambda: log_path.read_text())
+        # Ready, not only listening: it listens while it still connects to
+        # the upstream (and answers -LOADING then).
+        harness.wait_until(lambda: proc.poll() is not None or readyz(admin) == 200, 15,
+                           "the proxy to be ready (/readyz 200 on %d)" % admin,
+                           state=lambda: log_path.read_text())
         assert proc.poll() is None, log_path.read_text()
         with harness.RespConn(("127.0.0.1", port)) as c:
             assert c.call("SET", "k", "v") == "OK"
