@@ -65,6 +65,11 @@ scripting | not enough good replicas              | the proxy is a replica (READ
 multi     | EXEC and script timeout                | while Valkey is busy (-BUSY) replies wait for the script to end (README: busy); the test needs EXEC's -EXECABORT before it kills the script
 multi     | MULTI-EXEC body and script timeout     | the same: replies wait while Valkey is busy (README)
 multi     | just EXEC and script timeout           | the same: replies wait while Valkey is busy (README)
+functions | FUNCTION - test function kill          | FUNCTION STATS is held like a keyspace read, and replies wait while Valkey is busy (README: busy); the test needs its answer before it kills the function
+functions | FUNCTION - test script kill not working on function | the same: FUNCTION STATS / replies wait while Valkey is busy (README)
+functions | FUNCTION - test function kill not working on eval | the same: replies wait while Valkey is busy (README)
+functions | FUNCTION - test debug reload different options | DEBUG RELOAD NOSAVE/NOFLUSH is refused through the proxy (README: commands that would move Valkey to another history)
+functions | FUNCTION - test debug reload with nosave and noflush | the same: DEBUG RELOAD NOSAVE/NOFLUSH refused (README)
 expire    | SET - use KEEPTTL option, TTL should not be removed after loadaof | DEBUG LOADAOF is refused through the proxy (README: commands that would move Valkey to another history)
 expire    | GETEX use of PERSIST option should remove TTL after loadaof | DEBUG LOADAOF is refused through the proxy (same reason)
 multi     | MULTI / EXEC with REPLICAOF            | REPLICAOF host port is refused through the proxy (README: commands that would move Valkey to another history)
