@@ -10,16 +10,9 @@ the write is durable.
 import pytest
 
 import harness
-from durability_util import durable, reset, same_turn  # noqa: F401
+from durability_util import adv, durable, reset, same_turn  # noqa: F401
 
 HOLD_S = 0.5
-
-
-@pytest.fixture
-def adv(durable):  # noqa: F811
-    reset(durable)
-    yield durable
-    reset(durable)
 
 
 def pending_write(d, w, db, key, value):

@@ -11,20 +11,9 @@ the PING is outstanding and must still wait like a write.
 import pytest
 
 import harness
-from durability_util import durable, reset, same_turn  # noqa: F401
+from durability_util import adv, durable, reset, same_turn, frames  # noqa: F401
 
 HOLD_S = 0.5
-
-
-@pytest.fixture
-def adv(durable):  # noqa: F811
-    reset(durable)
-    yield durable
-    reset(durable)
-
-
-def frames(conn, n):
-    return [conn.read_frame(timeout=harness.scaled(5))[1] for _ in range(n)]
 
 
 SETUPS = {

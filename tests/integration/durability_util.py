@@ -139,3 +139,16 @@ def same_turn(d, *sends):
             conn.send(data)
         c.send_cmd("PING")
         assert c.read_frame(timeout=harness.scaled(5))[1] == "PONG"
+
+
+@pytest.fixture
+def adv(durable):  # noqa: F811
+    """The module's durable pair, reset before and after the test."""
+    reset(durable)
+    yield durable
+    reset(durable)
+
+
+def frames(conn, n):
+    """The next n replies' values (scaled deadline)."""
+    return [conn.read_frame(timeout=harness.scaled(5))[1] for _ in range(n)]

@@ -97,6 +97,18 @@ def wait_stalled(read, quiet, timeout, what):
     return last[0]
 
 
+def readyz(admin_port):
+    """The status of GET /readyz on a proxy's admin port (None: no answer)."""
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", admin_port, timeout=0.5)
+        c.request("GET", "/readyz")
+        status = c.getresponse().status
+        c.close()
+        return status
+    except OSError:
+        return None
+
+
 def port_accepts(port, host="127.0.0.1"):
     try:
         with socket.create_connection((host, port), timeout=0.2):
@@ -245,14 +257,7 @@ class Proxy(_Process):
             self.wait_ready()
 
     def readyz(self):
-        try:
-            c = http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=0.5)
-            c.request("GET", "/readyz")
-            status = c.getresponse().status
-            c.close()
-            return status
-        except OSError:
-            return None
+        return readyz(self.admin_port)
 
     def admin_get(self, path):
         """(status, body text) of a GET on the admin port."""

@@ -9,18 +9,12 @@ answered from the proxy's log)."""
 import pytest
 
 import harness
-from durability_util import durable, reset  # noqa: F401
+from durability_util import adv, durable, frames  # noqa: F401
 
 
 @pytest.fixture
-def d(durable):  # noqa: F811
-    reset(durable)
-    yield durable
-    reset(durable)
-
-
-def frames(c, n):
-    return [c.read_frame(timeout=harness.scaled(5))[1] for _ in range(n)]
+def d(adv):  # noqa: F811
+    return adv  # the module's durable pair, reset (durability_util.adv)
 
 
 WHERE = {

@@ -1,7 +1,6 @@
 """durable-proxy without --config and without ./proxy.yaml runs on the
 built-in defaults plus its flags and says so; an explicit --config that is
 missing is an error naming the path."""
-import http.client
 import os
 import signal
 import subprocess
@@ -9,17 +8,6 @@ import subprocess
 import pytest
 
 import harness
-
-
-def readyz(admin_port):
-    try:
-        c = http.client.HTTPConnection("127.0.0.1", admin_port, timeout=0.5)
-        c.request("GET", "/readyz")
-        status = c.getresponse().status
-        c.close()
-        return status
-    except OSError:
-        return None
 
 pytestmark = pytest.mark.proxy_only
 
@@ -40,7 +28,7 @@ def test_no_config_file_runs_on_defaults_and_flags(tmp_path):
     try:
         # Ready, not only listening: it listens while it still connects to
         # the upstream (and answers -LOADING then).
-        harness.wait_until(lambda: proc.poll() is not None or readyz(admin) == 200, 15,
+        harness.wait_until(lambda: proc.poll() is not None or harness.readyz(admin) == 200, 15,
                            "the proxy to be ready (/readyz 200 on %d)" % admin,
                            state=lambda: log_path.read_text())
         assert proc.poll() is None, log_path.read_text()

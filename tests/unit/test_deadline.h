@@ -55,21 +55,28 @@ inline void report_gave_up(std::string_view what, std::chrono::milliseconds wait
                last.c_str());
 }
 
-// Polls done() (every millisecond; for conditions another thread or process
-// makes true) until it holds: true, or false after the scaled timeout, with
-// the report above.
-inline bool wait_until(const std::function<bool()>& done, std::string_view what,
-                       std::chrono::milliseconds timeout = kDefaultWait,
-                       const std::function<std::string()>& state = {}) {
+// Runs step() until done() holds: true, or false after the scaled timeout,
+// with the report above.  The one polling loop of the tests.
+inline bool poll_until(const std::function<bool()>& done, const std::function<void()>& step, std::string_view what,
+                       std::chrono::milliseconds timeout, const std::function<std::string()>& state) {
   Deadline deadline(timeout);
   while (!done()) {
     if (deadline.expired()) {
       report_gave_up(what, deadline.limit(), state);
       return false;
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    step();
   }
   return true;
+}
+
+// Polls done() (every millisecond; for conditions another thread or process
+// makes true) until it holds: true, or false after the scaled timeout, with
+// the report above.
+inline bool wait_until(const std::function<bool()>& done, std::string_view what,
+                       std::chrono::milliseconds timeout = kDefaultWait,
+                       const std::function<std::string()>& state = {}) {
+  return poll_until(done, [] { std::this_thread::sleep_for(std::chrono::milliseconds(1)); }, what, timeout, state);
 }
 
 }  // namespace dp::test

@@ -173,15 +173,7 @@ class Loop {
   bool run_until(const std::function<bool()>& done, std::string_view what,
                  std::chrono::milliseconds timeout = kDefaultWait,
                  const std::function<std::string()>& state = {}) {
-    Deadline deadline(timeout);
-    while (!done()) {
-      if (deadline.expired()) {
-        report_gave_up(what, deadline.limit(), state);
-        return false;
-      }
-      uv_run(&loop_, UV_RUN_ONCE);
-    }
-    return true;
+    return poll_until(done, [this] { uv_run(&loop_, UV_RUN_ONCE); }, what, timeout, state);
   }
   // Runs the loop for a fixed time: only for negative proofs ("nothing
   // arrived within ms"), after the positive event they depend on was seen.
