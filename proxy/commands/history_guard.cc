@@ -1,6 +1,6 @@
 #include "proxy/commands/history_guard.h"
 
-#include "proxy/commands/ascii.h"
+#include "proxy/base/ascii.h"
 
 namespace dp::commands {
 

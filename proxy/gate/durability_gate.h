@@ -1,5 +1,5 @@
 // The reply gate's shared half: probe batches and the release schedule.
-// (The per-session half, the ordered reply queue, lives in proxy/session.)
+// (The per-session half, the ordered reply queue, lives in proxy/session/.)
 //
 //   reply arrives ──▶ session queues it, asks gate.cover(session)
 //                          │ (one batch per loop turn)

@@ -5,7 +5,7 @@
 
 #include <cstring>
 
-#include "proxy/logger.h"
+#include "proxy/base/logger.h"
 #include "proxy/upstream/hiredis_uv.h"
 
 namespace dp::upstream {

@@ -9,7 +9,7 @@
 #include <cstring>
 #include <optional>
 
-#include "proxy/logger.h"
+#include "proxy/base/logger.h"
 
 namespace dp::upstream {
 namespace {

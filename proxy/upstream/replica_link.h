@@ -45,7 +45,7 @@
 #include <string_view>
 #include <vector>
 
-#include "proxy/lifecycle.h"
+#include "proxy/base/lifecycle.h"
 
 namespace dp::upstream {
 

@@ -36,9 +36,9 @@
 #include <vector>
 
 #include "proxy/admin/metrics.h"
-#include "proxy/byte_buffer.h"
+#include "proxy/base/byte_buffer.h"
 #include "proxy/commands/command_table.h"
-#include "proxy/context.h"
+#include "proxy/session/context.h"
 #include "proxy/gate/durability_gate.h"
 #include "proxy/resp/reply_framer.h"
 #include "proxy/resp/request_parser.h"

@@ -4,9 +4,9 @@
 #include <iterator>
 #include <sstream>
 
-#include "proxy/effective_config.h"
-#include "proxy/proxy.h"
-#include "proxy/session.h"
+#include "proxy/app/effective_config.h"
+#include "proxy/app/proxy.h"
+#include "proxy/session/session.h"
 
 namespace dp {
 

@@ -1,4 +1,4 @@
-#include "proxy/upstream/restore_primary.h"
+#include "proxy/recovery/restore_primary.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -10,7 +10,7 @@
 #include <charconv>
 #include <cstring>
 
-#include "proxy/logger.h"
+#include "proxy/base/logger.h"
 
 namespace dp::upstream {
 namespace {

@@ -31,7 +31,7 @@
 #include <string_view>
 #include <vector>
 
-#include "proxy/lifecycle.h"
+#include "proxy/base/lifecycle.h"
 
 namespace dp::upstream {
 

@@ -7,7 +7,7 @@
 #include <fstream>
 #include <thread>
 
-#include "unit/proxy/redis_server_fixture.h"
+#include "unit/redis_server_fixture.h"
 
 using dp::test::Client;
 using dp::test::Loop;

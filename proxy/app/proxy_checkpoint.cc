@@ -1,6 +1,6 @@
 // The proxy's side of checkpoints: builds the Checkpointer from the config
 // and answers POST /checkpoint.  The checkpointer itself: proxy/checkpointer.h.
-#include "proxy/proxy.h"
+#include "proxy/app/proxy.h"
 
 namespace dp {
 

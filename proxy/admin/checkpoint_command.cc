@@ -1,4 +1,4 @@
-#include "proxy/checkpoint_command.h"
+#include "proxy/admin/checkpoint_command.h"
 
 #include <netdb.h>
 #include <sys/socket.h>

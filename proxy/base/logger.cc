@@ -1,4 +1,4 @@
-#include "proxy/logger.h"
+#include "proxy/base/logger.h"
 
 #include <fcntl.h>
 #include <sys/time.h>

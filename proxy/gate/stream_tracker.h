@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "proxy/byte_buffer.h"
+#include "proxy/base/byte_buffer.h"
 #include "proxy/commands/command_table.h"
 #include "proxy/gate/pending_keys.h"
 #include "proxy/resp/request_parser.h"

@@ -6,10 +6,10 @@
 #include <cstdio>
 
 #include "config/config.h"
-#include "proxy/checkpoint_command.h"
-#include "proxy/effective_config.h"
-#include "proxy/logger.h"
-#include "proxy/proxy.h"
+#include "proxy/admin/checkpoint_command.h"
+#include "proxy/app/effective_config.h"
+#include "proxy/base/logger.h"
+#include "proxy/app/proxy.h"
 
 namespace {
 

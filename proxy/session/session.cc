@@ -1,4 +1,4 @@
-#include "proxy/session.h"
+#include "proxy/session/session.h"
 
 #include <algorithm>
 #include <charconv>
@@ -8,12 +8,12 @@
 #include <vector>
 #include <utility>
 
-#include "proxy/commands/ascii.h"
+#include "proxy/base/ascii.h"
 #include "proxy/commands/history_guard.h"
 #include "proxy/commands/monitor_line.h"
-#include "proxy/logger.h"
+#include "proxy/base/logger.h"
 #include "proxy/resp/encoder.h"
-#include "proxy/session_metrics.h"
+#include "proxy/session/session_metrics.h"
 
 namespace dp {
 

@@ -3,9 +3,9 @@
 // (PSYNC to continue, or a retry with backoff).  Never serves meanwhile.
 #include <hiredis/hiredis.h>
 
-#include "proxy/logger.h"
-#include "proxy/proxy.h"
-#include "proxy/session.h"
+#include "proxy/base/logger.h"
+#include "proxy/app/proxy.h"
+#include "proxy/session/session.h"
 
 namespace dp {
 

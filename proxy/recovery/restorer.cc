@@ -1,4 +1,4 @@
-#include "proxy/restorer.h"
+#include "proxy/recovery/restorer.h"
 
 #include <hiredis/hiredis.h>
 
@@ -8,7 +8,7 @@
 #include <random>
 
 #include "log/durable_log.h"
-#include "proxy/logger.h"
+#include "proxy/base/logger.h"
 
 namespace dp {
 

@@ -47,8 +47,8 @@
 
 #include "log/checkpoint_store.h"
 #include "log/durable_log.h"
-#include "proxy/checkpoint_policy.h"
-#include "proxy/lifecycle.h"
+#include "proxy/checkpoint/checkpoint_policy.h"
+#include "proxy/base/lifecycle.h"
 #include "proxy/upstream/replica_link.h"
 
 namespace dp {

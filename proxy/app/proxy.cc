@@ -1,4 +1,4 @@
-#include "proxy/proxy.h"
+#include "proxy/app/proxy.h"
 
 #include <hiredis/hiredis.h>
 #include <netdb.h>
@@ -6,9 +6,9 @@
 #include <csignal>
 #include <cstring>
 
-#include "proxy/logger.h"
+#include "proxy/base/logger.h"
 #include "proxy/resp/value.h"
-#include "proxy/session.h"
+#include "proxy/session/session.h"
 #include "proxy/upstream/connection_names.h"
 #include "proxy/upstream/upstream_info.h"
 

@@ -1,12 +1,12 @@
 // RestorePrimary against a real redis-server told REPLICAOF it: never a
 // mocked replica.
-#include "proxy/upstream/restore_primary.h"
+#include "proxy/recovery/restore_primary.h"
 
 #include <doctest/doctest.h>
 
 #include <cstring>
 
-#include "unit/proxy/redis_server_fixture.h"
+#include "unit/redis_server_fixture.h"
 
 using dp::test::Client;
 using dp::test::Loop;

@@ -1,4 +1,4 @@
-#include "proxy/checkpoint_policy.h"
+#include "proxy/checkpoint/checkpoint_policy.h"
 
 #include <algorithm>
 

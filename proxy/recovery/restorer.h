@@ -35,9 +35,9 @@
 #include <string>
 #include <string_view>
 
-#include "proxy/lifecycle.h"
+#include "proxy/base/lifecycle.h"
 #include "proxy/upstream/control_link.h"
-#include "proxy/upstream/restore_primary.h"
+#include "proxy/recovery/restore_primary.h"
 
 namespace dp {
 

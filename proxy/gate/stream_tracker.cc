@@ -1,9 +1,9 @@
-#include "proxy/stream_tracker.h"
+#include "proxy/gate/stream_tracker.h"
 
 #include <charconv>
 
-#include "proxy/commands/ascii.h"
-#include "proxy/logger.h"
+#include "proxy/base/ascii.h"
+#include "proxy/base/logger.h"
 
 namespace dp {
 

@@ -1,7 +1,7 @@
 // The checkpointer's decisions, apart from its I/O: when an automatic
 // checkpoint is due, and whether a finished checkpoint may be published
 // against the log as it is now.  Pure: no clock of its own, no I/O; the
-// caller passes loop time in milliseconds.  Tests: tests/unit/proxy/
+// caller passes loop time in milliseconds.  Tests: tests/unit/checkpoint/
 // checkpoint_policy_test.cc.
 //
 // Triggers (DESIGN.md §5):

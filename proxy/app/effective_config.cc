@@ -1,4 +1,4 @@
-#include "proxy/effective_config.h"
+#include "proxy/app/effective_config.h"
 
 #include <cstdio>
 

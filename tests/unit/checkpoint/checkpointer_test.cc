@@ -1,7 +1,7 @@
 // Checkpointer against a real redis-server, a real DurableLog and
 // CheckpointStore in a temp directory: the cases the integration tests
 // cannot steer (another history, a log that lags, abandon, not ready).
-#include "proxy/checkpointer.h"
+#include "proxy/checkpoint/checkpointer.h"
 
 #include <doctest/doctest.h>
 
@@ -9,7 +9,7 @@
 #include <filesystem>
 
 #include "proxy/admin/metrics.h"
-#include "unit/proxy/redis_server_fixture.h"
+#include "unit/redis_server_fixture.h"
 
 using dp::Checkpointer;
 using dp::CheckpointerOptions;

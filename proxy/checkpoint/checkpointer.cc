@@ -1,11 +1,11 @@
-#include "proxy/checkpointer.h"
+#include "proxy/checkpoint/checkpointer.h"
 
 #include <cassert>
 #include <cstdio>
 #include <ctime>
 
 #include "proxy/admin/metrics.h"
-#include "proxy/logger.h"
+#include "proxy/base/logger.h"
 #include "proxy/upstream/connection_names.h"
 
 namespace dp {
