@@ -8,6 +8,7 @@
 #include <random>
 
 #include "log/durable_log.h"
+#include "proxy/base/info_fields.h"
 #include "proxy/base/logger.h"
 
 namespace dp {
@@ -27,22 +28,12 @@ std::string one_time_password() {
   return out;
 }
 
-// "field:value" of an INFO section; "" when absent.
-std::string info_field(const std::string& text, std::string_view field) {
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t eol = text.find('\n', pos);
-    if (eol == std::string::npos) eol = text.size();
-    std::string_view line(text.data() + pos, eol - pos);
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    if (line.size() > field.size() && line.substr(0, field.size()) == field && line[field.size()] == ':')
-      return std::string(line.substr(field.size() + 1));
-    pos = eol + 1;
-  }
-  return "";
+// "key:value" of an INFO section; "" when absent.
+std::string_view info_value(std::string_view info, std::string_view key) {
+  return info_field(info, key).value_or(std::string_view());
 }
 
-uint64_t to_u64(const std::string& s) {
+uint64_t to_u64(std::string_view s) {
   uint64_t v = 0;
   std::from_chars(s.data(), s.data() + s.size(), v);
   return v;
@@ -338,10 +329,10 @@ void Restorer::poll() {
 void Restorer::on_poll_reply(const std::string& repl, const std::string& persistence) {
   if (!life_.open() || phase_ != Phase::transfer) return;
   uint64_t now = now_ms();
-  bool synced = info_field(repl, "master_link_status") == "up" && info_field(repl, "master_sync_in_progress") != "1";
-  bool loading = info_field(persistence, "loading") == "1";
+  bool synced = info_value(repl, "master_link_status") == "up" && info_value(repl, "master_sync_in_progress") != "1";
+  bool loading = info_value(persistence, "loading") == "1";
   if (loading) offset_moved_ms_ = now;  // loading the RDB is progress too
-  uint64_t off = synced ? to_u64(info_field(repl, "master_repl_offset")) : 0;
+  uint64_t off = synced ? to_u64(info_value(repl, "master_repl_offset")) : 0;
   if (synced && off != upstream_offset_) {
     upstream_offset_ = off;
     offset_moved_ms_ = now;

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <optional>
 
+#include "proxy/base/info_fields.h"
 #include "proxy/base/logger.h"
 
 namespace dp::upstream {
@@ -45,26 +46,8 @@ std::string_view trim_cr(std::string_view s) {
 
 }  // namespace
 
-namespace {
-
-// The value of "name:" at the start of a line of an INFO reply.
-std::optional<std::string_view> info_field(std::string_view info, std::string_view name) {
-  size_t pos = 0;
-  while ((pos = info.find(name, pos)) != std::string_view::npos) {
-    if (pos == 0 || info[pos - 1] == '\n') {
-      size_t start = pos + name.size();
-      size_t end = info.find_first_of("\r\n", start);
-      return info.substr(start, end == std::string_view::npos ? end : end - start);
-    }
-    pos += name.size();
-  }
-  return std::nullopt;
-}
-
-}  // namespace
-
 std::string info_server_replconf_version(std::string_view info) {
-  auto v = info_field(info, "valkey_version:");
+  auto v = info_field(info, "valkey_version");
   if (!v) return "";
   // Exactly "M.m.p", digits only: the server's version2num() rejects anything else.
   unsigned parts[3] = {0, 0, 0};
@@ -86,8 +69,8 @@ bool info_server_has_fack(std::string_view info) {
   auto field = [&](std::string_view name) { return info_field(info, name); };
   // Every Valkey descends from Redis 7.2.4 and knows FACK, whatever
   // redis_version it reports (Valkey 8.0 keeps it at 7.2.4 by design).
-  if (field("valkey_version:") || field("server_name:") == "valkey") return true;
-  auto v = field("redis_version:");
+  if (field("valkey_version") || field("server_name") == "valkey") return true;
+  auto v = field("redis_version");
   return v && version_has_fack(*v);
 }
 
