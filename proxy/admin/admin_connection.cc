@@ -27,8 +27,7 @@ void AdminConnection::start(uv_stream_t* listener) {
 }
 
 void AdminConnection::close() {
-  if (state_ != State::open) return;
-  state_ = State::closing;
+  if (!life_.begin_close(nullptr)) return;
   // A pending write or shutdown is cancelled by uv_close and its callback
   // runs before the close callbacks, so the members it uses are still alive.
   uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), on_handle_closed);
@@ -40,6 +39,7 @@ void AdminConnection::on_handle_closed(uv_handle_t* h) {
   if (--c->open_handles_ > 0) return;
   AdminServer* server = c->server_;
   server->connections_.erase(c);
+  c->life_.finish();
   delete c;
   server->maybe_finish_close();
 }
@@ -55,7 +55,7 @@ void AdminConnection::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf
     c->close();
     return;
   }
-  if (nread == 0 || c->state_ != State::open) return;
+  if (nread == 0 || !c->life_.open()) return;
   if (c->draining_) {  // after an error reply: discard until EOF, bounded
     c->drained_ += static_cast<size_t>(nread);
     if (c->drained_ > kMaxDrainBytes) c->close();
@@ -108,7 +108,7 @@ void AdminConnection::send(const HttpResponse& response, bool keep_alive) {
 
 void AdminConnection::on_write(uv_write_t* req, int status) {
   auto* c = static_cast<AdminConnection*>(req->data);
-  if (c->state_ != State::open) return;
+  if (!c->life_.open()) return;
   if (status < 0) {
     c->close();
     return;
@@ -132,7 +132,7 @@ void AdminConnection::on_write(uv_write_t* req, int status) {
 // still sends until it closes, for a bounded time and size.
 void AdminConnection::on_shutdown(uv_shutdown_t* req, int status) {
   auto* c = static_cast<AdminConnection*>(req->data);
-  if (c->state_ != State::open) return;
+  if (!c->life_.open()) return;
   c->draining_ = true;
   if (status < 0 || uv_read_start(reinterpret_cast<uv_stream_t*>(&c->tcp_), on_alloc, on_read) != 0) {
     c->close();

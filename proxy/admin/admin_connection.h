@@ -8,6 +8,7 @@
 #include <string>
 
 #include "proxy/admin/http_request_parser.h"
+#include "proxy/base/lifecycle.h"
 
 namespace dp::admin {
 
@@ -22,7 +23,6 @@ class AdminConnection {
   void close();  // idempotent
 
  private:
-  enum class State { open, closing };
   ~AdminConnection() = default;  // only from on_handle_closed
   static void on_alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
   static void on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf);
@@ -39,7 +39,7 @@ class AdminConnection {
   uv_timer_t idle_{};
   uv_write_t write_req_{};
   uv_shutdown_t shutdown_req_{};
-  State state_ = State::open;
+  Lifecycle life_;
   int open_handles_ = 0;
   HttpRequestParser parser_;
   std::string out_;        // reply being written

@@ -3,6 +3,8 @@
 #include <exception>
 #include <strings.h>
 
+#include "proxy/base/json.h"
+
 namespace dp::admin {
 namespace {
 
@@ -22,23 +24,6 @@ constexpr Route kRoutes[] = {
     {"/healthz", "GET", Endpoint::healthz, true},
     {"/readyz", "GET", Endpoint::readyz, true},
 };
-
-std::string json_string(std::string_view s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20) {
-      char buf[8];
-      snprintf(buf, sizeof buf, "\\u%04x", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out + "\"";
-}
 
 HttpResponse unavailable(std::string_view path) {
   return text_response(503, std::string(path) + ": not available (no handler)");
@@ -77,7 +62,7 @@ HttpResponse run(const Route& route, const AdminHandlers& h) {
       r.status = started ? 202 : answer.kind == CheckpointAnswer::not_ready ? 503 : 409;
       r.content_type = "application/json";
       r.body = std::string("{\"started\":") + (started ? "true" : "false") +
-               ",\"message\":" + json_string(message) + "}\n";
+               ",\"message\":" + json_quoted(message) + "}\n";
       return r;
     }
   }

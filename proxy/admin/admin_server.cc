@@ -14,7 +14,7 @@ AdminServer::AdminServer(uv_loop_t* loop, AdminOptions opts, AdminHandlers handl
 }
 
 AdminServer::~AdminServer() {
-  if (state_ != State::idle && state_ != State::closed) {
+  if (life_.closing() || (life_.open() && started_)) {
     // Handles still registered with the loop would point at freed memory.
     std::fprintf(stderr, "admin: AdminServer destroyed before close() completed\n");
     std::abort();
@@ -25,8 +25,8 @@ bool AdminServer::start(std::string* error) {
   std::string host = opts_.host;
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
   const std::string where = "admin listener " + opts_.host + ":" + std::to_string(opts_.port);
-  if (state_ != State::idle) {
-    *error = where + ": start() called twice";
+  if (started_ || !life_.open()) {
+    *error = where + (started_ ? ": start() called twice" : ": start() after close()");
     return false;
   }
   sockaddr_storage addr{};
@@ -39,7 +39,7 @@ bool AdminServer::start(std::string* error) {
   }
   uv_tcp_init(loop_, &listener_);
   listener_open_ = true;
-  state_ = State::listening;
+  started_ = true;
   rc = uv_tcp_bind(&listener_, reinterpret_cast<const sockaddr*>(&addr), 0);
   if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(&listener_), 128, on_connection);
   if (rc != 0) {
@@ -58,7 +58,7 @@ uint16_t AdminServer::port() const { return port_; }
 
 void AdminServer::on_connection(uv_stream_t* listener, int status) {
   auto* s = static_cast<AdminServer*>(listener->data);
-  if (status < 0 || s->state_ != State::listening) return;
+  if (status < 0 || !s->life_.open()) return;
   auto* c = new AdminConnection(s);
   const bool over = s->connections_.size() >= s->opts_.max_connections;
   s->connections_.insert(c);
@@ -67,14 +67,7 @@ void AdminServer::on_connection(uv_stream_t* listener, int status) {
 }
 
 void AdminServer::close(std::function<void()> on_closed) {
-  if (on_closed) on_closed_.push_back(std::move(on_closed));
-  if (state_ == State::closing) return;
-  if (state_ == State::idle || state_ == State::closed) {
-    state_ = State::closed;
-    maybe_finish_close();
-    return;
-  }
-  state_ = State::closing;
+  if (!life_.begin_close(std::move(on_closed))) return;
   if (listener_open_) {
     uv_close(reinterpret_cast<uv_handle_t*>(&listener_), [](uv_handle_t* h) {
       auto* s = static_cast<AdminServer*>(h->data);
@@ -84,15 +77,12 @@ void AdminServer::close(std::function<void()> on_closed) {
   }
   // close() only starts closing; connections leave the set in their callbacks.
   for (AdminConnection* c : connections_) c->close();
+  maybe_finish_close();  // nothing was open (never started)
 }
 
 void AdminServer::maybe_finish_close() {
-  if (state_ == State::listening || state_ == State::idle) return;
-  if (listener_open_ || !connections_.empty()) return;
-  state_ = State::closed;
-  auto callbacks = std::move(on_closed_);
-  on_closed_.clear();
-  for (auto& cb : callbacks) cb();
+  if (!life_.closing() || listener_open_ || !connections_.empty()) return;
+  life_.finish();  // may destroy this
 }
 
 }  // namespace dp::admin

@@ -21,9 +21,9 @@
 #include <functional>
 #include <string>
 #include <unordered_set>
-#include <vector>
 
 #include "proxy/admin/admin_router.h"
+#include "proxy/base/lifecycle.h"
 
 namespace dp::admin {
 
@@ -58,7 +58,6 @@ class AdminServer {  // loop thread only
 
  private:
   friend class AdminConnection;
-  enum class State { idle, listening, closing, closed };
   static void on_connection(uv_stream_t* server, int status);
   void maybe_finish_close();
 
@@ -67,10 +66,10 @@ class AdminServer {  // loop thread only
   AdminHandlers handlers_;
   uv_tcp_t listener_{};
   bool listener_open_ = false;  // initialised and not yet closed
-  State state_ = State::idle;
+  bool started_ = false;  // start() was called: handles may belong to the loop
+  Lifecycle life_;
   uint16_t port_ = 0;
   std::unordered_set<AdminConnection*> connections_;
-  std::vector<std::function<void()>> on_closed_;
 };
 
 }  // namespace dp::admin

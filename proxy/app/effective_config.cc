@@ -1,30 +1,9 @@
 #include "proxy/app/effective_config.h"
 
-#include <cstdio>
-
 #include "config/schema.h"
+#include "proxy/base/json.h"
 
 namespace dp {
-namespace {
-
-std::string json_escaped(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char b[8];
-      std::snprintf(b, sizeof b, "\\u%04x", static_cast<unsigned char>(c));
-      out += b;
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
-}  // namespace
 
 std::vector<std::pair<std::string, std::string>> effective_config(const config::Config& c) {
   std::vector<std::pair<std::string, std::string>> out;
@@ -45,7 +24,7 @@ std::string effective_config_line(const config::Config& c) {
     line += '=';
     bool quote = value.empty();
     for (char ch : value) quote = quote || static_cast<unsigned char>(ch) <= ' ' || ch == '"' || ch == '\\' || ch == '=';
-    line += quote ? "\"" + json_escaped(value) + "\"" : value;
+    line += quote ? json_quoted(value) : value;
   }
   return line;
 }
@@ -54,7 +33,7 @@ std::string effective_config_json(const config::Config& c) {
   std::string out = "{";
   for (const auto& [key, value] : effective_config(c)) {
     if (out.size() > 1) out += ',';
-    out += "\"" + json_escaped(key) + "\":\"" + json_escaped(value) + "\"";
+    out += json_quoted(key) + ":" + json_quoted(value);
   }
   return out + "}";
 }

@@ -1,6 +1,5 @@
 #include "proxy/app/proxy.h"
 
-#include <hiredis/hiredis.h>
 #include <netdb.h>
 
 #include <csignal>
@@ -18,23 +17,6 @@ namespace {
 
 constexpr size_t kSharedReadBuf = 256 * 1024;
 constexpr uint64_t kTickMs = 100;
-
-resp::Value to_value(const redisReply* r) {
-  resp::Value v;
-  switch (r->type) {
-    case REDIS_REPLY_STRING: v.type = resp::Value::Type::bulk; v.str.assign(r->str, r->len); break;
-    case REDIS_REPLY_STATUS: v.type = resp::Value::Type::simple; v.str.assign(r->str, r->len); break;
-    case REDIS_REPLY_ERROR: v.type = resp::Value::Type::error; v.str.assign(r->str, r->len); break;
-    case REDIS_REPLY_INTEGER: v.type = resp::Value::Type::integer; v.integer = r->integer; break;
-    case REDIS_REPLY_ARRAY:
-      v.type = resp::Value::Type::array;
-      v.elems.reserve(r->elements);
-      for (size_t i = 0; i < r->elements; ++i) v.elems.push_back(to_value(r->element[i]));
-      break;
-    default: v.type = resp::Value::Type::null; break;
-  }
-  return v;
-}
 
 bool resolve(const config::HostPort& hp, sockaddr_storage* out, std::string* error) {
   addrinfo hints{};
@@ -252,14 +234,14 @@ void Proxy::control_down(const std::string& reason) {
 }
 
 void Proxy::load_command_table() {
-  control_->command({"COMMAND"}, [this](const redisReply* r, const std::string& err) {
+  control_->command({"COMMAND"}, [this](const resp::Value* r, const std::string& err) {
     if (!r) return;  // link dropped; control_down handles it
     commands::TableOptions to;
     to.trust_script_keys = cfg_.trust_script_keys;
     std::string error;
     std::unique_ptr<commands::CommandTable> table;
-    if (r->type == REDIS_REPLY_ARRAY) table = commands::CommandTable::from_command_reply(to_value(r), to, &error);
-    else error = r->type == REDIS_REPLY_ERROR ? std::string(r->str, r->len) : "unexpected reply type";
+    if (r->type == resp::Value::Type::array) table = commands::CommandTable::from_command_reply(*r, to, &error);
+    else error = r->type == resp::Value::Type::error ? r->str : "unexpected reply type";
     if (!table) {
       LOG_WARN("control", "cannot read COMMAND from upstream %s (%s): every unknown command is treated as a write",
                cfg_.upstream.str().c_str(), error.c_str());
@@ -284,16 +266,16 @@ void Proxy::load_command_table() {
 // the upstream's disk, start it sooner).  The first start and every
 // checkpoint pay it, so say so once per control connection.
 void Proxy::check_sync_delay() {
-  control_->command({"CONFIG", "GET", "repl-diskless-sync*"}, [this](const redisReply* r, const std::string&) {
-    if (!r || r->type != REDIS_REPLY_ARRAY) return;  // e.g. CONFIG denied by an ACL: nothing to say
+  control_->command({"CONFIG", "GET", "repl-diskless-sync*"}, [this](const resp::Value* r, const std::string&) {
+    if (!r || r->type != resp::Value::Type::array) return;  // e.g. CONFIG denied by an ACL: nothing to say
     std::string diskless, delay;
-    for (size_t i = 0; i + 1 < r->elements; i += 2) {
-      const redisReply* k = r->element[i];
-      const redisReply* v = r->element[i + 1];
-      if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) continue;
-      std::string name(k->str, k->len);
-      if (name == "repl-diskless-sync") diskless.assign(v->str, v->len);
-      if (name == "repl-diskless-sync-delay") delay.assign(v->str, v->len);
+    for (size_t i = 0; i + 1 < r->elems.size(); i += 2) {
+      const resp::Value* k = &r->elems[i];
+      const resp::Value* v = &r->elems[i + 1];
+      if (k->type != resp::Value::Type::bulk || v->type != resp::Value::Type::bulk) continue;
+      const std::string& name = k->str;
+      if (name == "repl-diskless-sync") diskless = v->str;
+      if (name == "repl-diskless-sync-delay") delay = v->str;
     }
     if (diskless == "yes" && !delay.empty() && delay != "0")
       LOG_WARN("control", "upstream %s has repl-diskless-sync-delay %s: the proxy's first full sync and every "
@@ -319,15 +301,15 @@ void Proxy::check_recovery() {
   // The log end when the answer arrives may be larger (the stream kept
   // flowing) and must not be compared with the older INFO offset.
   const uint64_t end_at_request = log_->end_offset();
-  control_->command({"INFO", "replication"}, [this, end_at_request](const redisReply* r, const std::string&) {
+  control_->command({"INFO", "replication"}, [this, end_at_request](const resp::Value* r, const std::string&) {
     if (!r) return;
-    if (r->type != REDIS_REPLY_STRING) return recheck_later("INFO replication", r);
-    control_->command({"INFO", "keyspace"}, [this, end_at_request, repl = std::string(r->str, r->len)](
-                                              const redisReply* k, const std::string&) {
+    if (r->type != resp::Value::Type::bulk) return recheck_later("INFO replication", r);
+    control_->command({"INFO", "keyspace"}, [this, end_at_request, repl = r->str](
+                                              const resp::Value* k, const std::string&) {
       checking_ = false;
       if (!k) return;
-      if (k->type != REDIS_REPLY_STRING) return recheck_later("INFO keyspace", k);
-      upstream::UpstreamInfo up = upstream::parse_upstream_info(repl, std::string(k->str, k->len));
+      if (k->type != resp::Value::Type::bulk) return recheck_later("INFO keyspace", k);
+      upstream::UpstreamInfo up = upstream::parse_upstream_info(repl, k->str);
       if (!up.parsed) return recheck_later("INFO replication (no role: field)", nullptr);
       decide(up, end_at_request);
     });
@@ -338,10 +320,10 @@ void Proxy::check_recovery() {
 // past its time limit, -LOADING, an ACL error) tells nothing about its data:
 // an error taken as empty text would read as "lost everything, holds no
 // keys" and start a restore over a live dataset.  Decide nothing; ask again.
-void Proxy::recheck_later(const char* what, const redisReply* r) {
+void Proxy::recheck_later(const char* what, const resp::Value* r) {
   checking_ = false;
-  std::string answer = r && (r->type == REDIS_REPLY_ERROR || r->type == REDIS_REPLY_STATUS) && r->str
-                           ? std::string(r->str, r->len)
+  std::string answer = r && (r->type == resp::Value::Type::error || r->type == resp::Value::Type::simple)
+                           ? r->str
                            : "an answer that is not text";
   LOG_WARN("recovery", "%s to upstream %s got %s; deciding nothing, asking again in %llu ms", what,
            cfg_.upstream.str().c_str(), answer.c_str(), static_cast<unsigned long long>(link_backoff_ms_));

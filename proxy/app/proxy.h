@@ -36,8 +36,6 @@
 #include "proxy/upstream/replica_link.h"
 #include "proxy/upstream/upstream_info.h"
 
-struct redisReply;
-
 namespace dp {
 
 class Session;
@@ -69,7 +67,7 @@ class Proxy : public upstream::ReplicaLink::Listener {
   void control_down(const std::string& reason);
   void load_command_table();
   void check_recovery();
-  void recheck_later(const char* what, const redisReply* r);
+  void recheck_later(const char* what, const resp::Value* r);
   void check_sync_delay();  // warns when the upstream delays every diskless full sync
   void decide(const upstream::UpstreamInfo& up, uint64_t end_at_request);
   void start_replica_link(const std::string& replid, uint64_t offset);

@@ -1,7 +1,6 @@
 // The proxy's side of a restore (DESIGN.md §6 step 3): when to start one,
 // what it is given (newest checkpoint + durable log), and what follows it
 // (PSYNC to continue, or a retry with backoff).  Never serves meanwhile.
-#include <hiredis/hiredis.h>
 
 #include "proxy/base/logger.h"
 #include "proxy/app/proxy.h"
@@ -87,10 +86,10 @@ bool Proxy::clear_leftover_restore() {
   }
   leftover_checked_ = true;
   checking_ = true;
-  control_->command({"CONFIG", "GET", "masterauth"}, [this](const redisReply* r, const std::string&) {
+  control_->command({"CONFIG", "GET", "masterauth"}, [this](const resp::Value* r, const std::string&) {
     if (!r) return;  // control_down resets the state
-    bool ours = r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[1]->type == REDIS_REPLY_STRING &&
-                std::string(r->element[1]->str, r->element[1]->len).rfind(Restorer::kPasswordPrefix, 0) == 0;
+    bool ours = r->type == resp::Value::Type::array && r->elems.size() == 2 && r->elems[1].type == resp::Value::Type::bulk &&
+                r->elems[1].str.rfind(Restorer::kPasswordPrefix, 0) == 0;
     if (!ours) {
       LOG_WARN("recovery", "upstream %s is a replica of another server; deciding from its replication state",
                cfg_.upstream.str().c_str());
@@ -100,9 +99,9 @@ bool Proxy::clear_leftover_restore() {
     }
     LOG_WARN("recovery", "upstream %s still follows the restore listener of an earlier run (the proxy stopped "
              "mid-restore): REPLICAOF NO ONE, masterauth cleared", cfg_.upstream.str().c_str());
-    control_->command({"REPLICAOF", "NO", "ONE"}, [this](const redisReply* r2, const std::string&) {
+    control_->command({"REPLICAOF", "NO", "ONE"}, [this](const resp::Value* r2, const std::string&) {
       if (!r2) return;
-      control_->command({"CONFIG", "SET", "masterauth", ""}, [this](const redisReply* r3, const std::string&) {
+      control_->command({"CONFIG", "SET", "masterauth", ""}, [this](const resp::Value* r3, const std::string&) {
         if (!r3) return;
         checking_ = false;
         leftover_checked_ = false;

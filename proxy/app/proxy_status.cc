@@ -6,24 +6,10 @@
 
 #include "proxy/app/effective_config.h"
 #include "proxy/app/proxy.h"
+#include "proxy/base/json.h"
 #include "proxy/session/session.h"
 
 namespace dp {
-
-namespace {
-std::string json_string(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\', out += c;
-    else if (static_cast<unsigned char>(c) < 0x20) {
-      char b[8];
-      std::snprintf(b, sizeof b, "\\u%04x", c);
-      out += b;
-    } else out += c;
-  }
-  return out + "\"";
-}
-}  // namespace
 
 bool Proxy::ready(std::string* reason) const {
   if (shutting_down_) return *reason = "shutting down", false;
@@ -98,25 +84,25 @@ std::string Proxy::status_json() const {
   std::ostringstream o;
   std::string why;
   bool r = ready(&why);
-  o << "{\"version\":" << json_string(DP_VERSION) << ",\"ready\":" << (r ? "true" : "false");
-  if (!r) o << ",\"not_ready_reason\":" << json_string(why);
+  o << "{\"version\":" << json_quoted(DP_VERSION) << ",\"ready\":" << (r ? "true" : "false");
+  if (!r) o << ",\"not_ready_reason\":" << json_quoted(why);
   o << ",\"config\":" << effective_config_json(cfg_);
-  o << ",\"durability\":" << json_string(gate_ ? "always" : "off");
+  o << ",\"durability\":" << json_quoted(gate_ ? "always" : "off");
   o << ",\"clients\":" << sessions_.size();
   if (gate_) {
     uint64_t held = 0, held_bytes = 0;
     for (auto& [id, s] : sessions_) held += s->held_count(), held_bytes += s->held_bytes();
     uint64_t durable = log_->durable_offset();
-    o << ",\"replid\":" << json_string(log_->replid());
+    o << ",\"replid\":" << json_quoted(log_->replid());
     o << ",\"offsets\":{\"received\":" << log_->end_offset() << ",\"fsynced\":" << durable
       << ",\"upstream\":" << last_probe_offset_ << ",\"log_start\":" << log_->start_offset() << "}";
     o << ",\"lag_bytes\":" << (last_probe_offset_ > durable ? last_probe_offset_ - durable : 0);
     o << ",\"held_replies\":" << held << ",\"held_bytes\":" << held_bytes;
-    o << ",\"replica_link\":" << json_string(link_ ? upstream::to_string(link_->state()) : "none");
+    o << ",\"replica_link\":" << json_quoted(link_ ? upstream::to_string(link_->state()) : "none");
     o << ",\"log_failed\":" << (ctx_.log_failed ? "true" : "false");
     if (auto cp = checkpoints_->latest())
       o << ",\"checkpoint\":{\"offset\":" << cp->offset << ",\"bytes\":" << cp->size
-        << ",\"replid\":" << json_string(cp->replid) << "}";
+        << ",\"replid\":" << json_quoted(cp->replid) << "}";
     if (checkpointer_) o << ",\"checkpointer\":" << checkpointer_->status_json();
   }
   o << "}";

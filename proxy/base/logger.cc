@@ -11,6 +11,8 @@
 #include <ctime>
 #include <mutex>
 
+#include "proxy/base/json.h"
+
 namespace dp {
 namespace {
 
@@ -28,26 +30,6 @@ const char* level_name(LogLevel l) {
     case LogLevel::error: return "error";
   }
   return "?";
-}
-
-void json_escape(std::string* out, std::string_view s) {
-  for (char c : s) {
-    switch (c) {
-      case '"': out->append("\\\""); break;
-      case '\\': out->append("\\\\"); break;
-      case '\n': out->append("\\n"); break;
-      case '\r': out->append("\\r"); break;
-      case '\t': out->append("\\t"); break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out->append(buf);
-        } else {
-          out->push_back(c);
-        }
-    }
-  }
 }
 
 int open_file(const std::string& path, std::string* error) {
@@ -136,9 +118,9 @@ void log_line(LogLevel level, const char* component, const char* fmt, ...) {
   if (g_json.load(std::memory_order_relaxed)) {
     line.append("{\"ts\":\"").append(ts).append("\",\"level\":\"").append(level_name(level));
     line.append("\",\"component\":\"");
-    json_escape(&line, component);
+    append_json_escaped(&line, component);
     line.append("\",\"msg\":\"");
-    json_escape(&line, text);
+    append_json_escaped(&line, text);
     line.append("\"}\n");
   } else {
     line.append(ts).append(" ").append(level_name(level)).append(" [").append(component).append("] ");

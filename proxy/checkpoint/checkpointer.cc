@@ -5,6 +5,7 @@
 #include <ctime>
 
 #include "proxy/admin/metrics.h"
+#include "proxy/base/json.h"
 #include "proxy/base/logger.h"
 #include "proxy/upstream/connection_names.h"
 
@@ -13,23 +14,6 @@ namespace dp {
 using admin::Metric;
 
 namespace {
-
-std::string json_escape(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char b[8];
-      std::snprintf(b, sizeof b, "\\u%04x", c);
-      out += b;
-    } else {
-      out += c;
-    }
-  }
-  return out + "\"";
-}
 
 unsigned long long ull(uint64_t v) { return static_cast<unsigned long long>(v); }
 
@@ -424,9 +408,9 @@ void Checkpointer::maybe_finish_close() {
 std::string Checkpointer::status_json() const {
   std::string o = "{\"running\":";
   o += running() ? "true" : "false";
-  o += ",\"phase\":" + json_escape(phase_name(phase_));
+  o += ",\"phase\":" + json_quoted(phase_name(phase_));
   if (phase_ != Phase::idle) {
-    o += ",\"trigger\":" + json_escape(trigger_);
+    o += ",\"trigger\":" + json_quoted(trigger_);
     if (phase_ != Phase::connecting) o += ",\"offset\":" + std::to_string(offset_);
     o += ",\"snapshot_bytes\":" + std::to_string(rdb_bytes_);
   }
@@ -438,7 +422,7 @@ std::string Checkpointer::status_json() const {
     o += ",\"last\":{\"offset\":" + std::to_string(last_offset_) + ",\"bytes\":" +
          std::to_string(last_bytes_) + ",\"seconds\":" + secs + "}";
   }
-  if (!last_error_.empty()) o += ",\"last_error\":" + json_escape(last_error_);
+  if (!last_error_.empty()) o += ",\"last_error\":" + json_quoted(last_error_);
   return o + "}";
 }
 

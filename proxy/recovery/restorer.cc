@@ -1,13 +1,12 @@
 #include "proxy/recovery/restorer.h"
 
-#include <hiredis/hiredis.h>
-
 #include <algorithm>
 #include <charconv>
 #include <cstdio>
 #include <random>
 
 #include "log/durable_log.h"
+#include "proxy/base/info_fields.h"
 #include "proxy/base/logger.h"
 
 namespace dp {
@@ -27,30 +26,20 @@ std::string one_time_password() {
   return out;
 }
 
-// "field:value" of an INFO section; "" when absent.
-std::string info_field(const std::string& text, std::string_view field) {
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t eol = text.find('\n', pos);
-    if (eol == std::string::npos) eol = text.size();
-    std::string_view line(text.data() + pos, eol - pos);
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    if (line.size() > field.size() && line.substr(0, field.size()) == field && line[field.size()] == ':')
-      return std::string(line.substr(field.size() + 1));
-    pos = eol + 1;
-  }
-  return "";
+// "key:value" of an INFO section; "" when absent.
+std::string_view info_value(std::string_view info, std::string_view key) {
+  return info_field(info, key).value_or(std::string_view());
 }
 
-uint64_t to_u64(const std::string& s) {
+uint64_t to_u64(std::string_view s) {
   uint64_t v = 0;
   std::from_chars(s.data(), s.data() + s.size(), v);
   return v;
 }
 
-std::string reply_error(const redisReply* r, const std::string& err) {
+std::string reply_error(const resp::Value* r, const std::string& err) {
   if (!r) return err.empty() ? "no reply (connection lost)" : err;
-  if (r->type == REDIS_REPLY_ERROR) return std::string(r->str, r->len);
+  if (r->type == resp::Value::Type::error) return r->str;
   return "";
 }
 
@@ -78,9 +67,9 @@ uint64_t Restorer::total_bytes() const {
 }
 
 void Restorer::command(const std::vector<std::string>& argv,
-                       std::function<void(const redisReply*, const std::string&)> fn) {
+                       std::function<void(const resp::Value*, const std::string&)> fn) {
   std::weak_ptr<int> alive = alive_;
-  control_->command(argv, [alive, fn = std::move(fn)](const redisReply* r, const std::string& err) {
+  control_->command(argv, [alive, fn = std::move(fn)](const resp::Value* r, const std::string& err) {
     if (alive.expired()) return;
     fn(r, err);
   });
@@ -102,10 +91,10 @@ void Restorer::start() {
 
 void Restorer::get_masterauth() {
   phase_ = Phase::auth;
-  command({"CONFIG", "GET", "masterauth"}, [this](const redisReply* r, const std::string& err) {
+  command({"CONFIG", "GET", "masterauth"}, [this](const resp::Value* r, const std::string& err) {
     if (!r) return fail("CONFIG GET masterauth on upstream " + opts_.upstream_name + ": " + reply_error(r, err), false);
-    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[1]->type == REDIS_REPLY_STRING) {
-      previous_auth_.assign(r->element[1]->str, r->element[1]->len);
+    if (r->type == resp::Value::Type::array && r->elems.size() == 2 && r->elems[1].type == resp::Value::Type::bulk) {
+      previous_auth_ = r->elems[1].str;
       // A leftover of a restore that did not finish (the proxy died): not the operator's.
       if (previous_auth_.rfind(Restorer::kPasswordPrefix, 0) == 0) previous_auth_.clear();
       return set_masterauth();
@@ -119,9 +108,9 @@ void Restorer::get_masterauth() {
 
 void Restorer::set_masterauth() {
   std::string pw = one_time_password();
-  command({"CONFIG", "SET", "masterauth", pw}, [this, pw](const redisReply* r, const std::string& err) {
+  command({"CONFIG", "SET", "masterauth", pw}, [this, pw](const resp::Value* r, const std::string& err) {
     if (!r) return fail("CONFIG SET masterauth on upstream " + opts_.upstream_name + ": " + reply_error(r, err), false);
-    if (r->type == REDIS_REPLY_ERROR) {
+    if (r->type == resp::Value::Type::error) {
       LOG_WARN("restore", "CONFIG SET masterauth on upstream %s failed (%s): restoring without a one-time password",
                opts_.upstream_name.c_str(), reply_error(r, err).c_str());
     } else {
@@ -135,15 +124,15 @@ void Restorer::set_masterauth() {
 // An empty upstream may load the checkpoint straight from the socket
 // (repl-diskless-load on-empty-db) instead of writing it to disk first.
 void Restorer::load_from_socket() {
-  command({"CONFIG", "GET", "repl-diskless-load"}, [this](const redisReply* r, const std::string&) {
+  command({"CONFIG", "GET", "repl-diskless-load"}, [this](const resp::Value* r, const std::string&) {
     if (!r) return fail("CONFIG GET repl-diskless-load on upstream " + opts_.upstream_name + ": connection lost", false);
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[1]->type != REDIS_REPLY_STRING ||
-        std::string(r->element[1]->str, r->element[1]->len) != "disabled")
+    if (r->type != resp::Value::Type::array || r->elems.size() != 2 || r->elems[1].type != resp::Value::Type::bulk ||
+        r->elems[1].str != "disabled")
       return open_listener();
-    command({"CONFIG", "SET", "repl-diskless-load", "on-empty-db"}, [this](const redisReply* r2, const std::string&) {
+    command({"CONFIG", "SET", "repl-diskless-load", "on-empty-db"}, [this](const resp::Value* r2, const std::string&) {
       if (!r2) return fail("CONFIG SET repl-diskless-load on upstream " + opts_.upstream_name + ": connection lost",
                            false);
-      if (r2->type != REDIS_REPLY_ERROR) diskless_changed_ = true;
+      if (r2->type != resp::Value::Type::error) diskless_changed_ = true;
       open_listener();
     });
   });
@@ -153,11 +142,11 @@ void Restorer::restore_masterauth(std::function<void()> then) {
   if (diskless_changed_ && control_->up()) {
     diskless_changed_ = false;
     return command({"CONFIG", "SET", "repl-diskless-load", "disabled"},
-                   [this, then = std::move(then)](const redisReply*, const std::string&) { restore_masterauth(then); });
+                   [this, then = std::move(then)](const resp::Value*, const std::string&) { restore_masterauth(then); });
   }
   if (!auth_changed_ || !control_->up()) return then();
   command({"CONFIG", "SET", "masterauth", previous_auth_},
-          [this, then = std::move(then)](const redisReply* r, const std::string& err) {
+          [this, then = std::move(then)](const resp::Value* r, const std::string& err) {
             std::string e = reply_error(r, err);
             if (!e.empty())
               LOG_WARN("restore", "upstream %s: cannot put masterauth back (CONFIG SET masterauth: %s)",
@@ -196,7 +185,7 @@ void Restorer::send_replicaof() {
   std::string host = listen_address_.substr(0, listen_address_.rfind(':'));
   std::string port = listen_address_.substr(listen_address_.rfind(':') + 1);
   replicaof_sent_ = true;
-  command({"REPLICAOF", host, port}, [this](const redisReply* r, const std::string& err) {
+  command({"REPLICAOF", host, port}, [this](const resp::Value* r, const std::string& err) {
     std::string e = reply_error(r, err);
     if (!e.empty()) return fail("REPLICAOF " + listen_address_ + " on upstream " + opts_.upstream_name + ": " + e, true);
     phase_ = Phase::transfer;
@@ -320,17 +309,17 @@ void Restorer::poll() {
                 true);
   if (polling_) return;
   polling_ = true;
-  command({"INFO", "replication"}, [this](const redisReply* r, const std::string& err) {
-    if (!r || r->type != REDIS_REPLY_STRING) {
+  command({"INFO", "replication"}, [this](const resp::Value* r, const std::string& err) {
+    if (!r || r->type != resp::Value::Type::bulk) {
       polling_ = false;
       if (!r) fail("INFO replication on upstream " + opts_.upstream_name + ": " + reply_error(r, err), false);
       return;
     }
-    std::string repl(r->str, r->len);
-    command({"INFO", "persistence"}, [this, repl](const redisReply* p, const std::string& err2) {
+    std::string repl = r->str;
+    command({"INFO", "persistence"}, [this, repl](const resp::Value* p, const std::string& err2) {
       polling_ = false;
       if (!p) return fail("INFO persistence on upstream " + opts_.upstream_name + ": " + reply_error(p, err2), false);
-      on_poll_reply(repl, p->type == REDIS_REPLY_STRING ? std::string(p->str, p->len) : "");
+      on_poll_reply(repl, p->type == resp::Value::Type::bulk ? p->str : "");
     });
   });
 }
@@ -338,10 +327,10 @@ void Restorer::poll() {
 void Restorer::on_poll_reply(const std::string& repl, const std::string& persistence) {
   if (!life_.open() || phase_ != Phase::transfer) return;
   uint64_t now = now_ms();
-  bool synced = info_field(repl, "master_link_status") == "up" && info_field(repl, "master_sync_in_progress") != "1";
-  bool loading = info_field(persistence, "loading") == "1";
+  bool synced = info_value(repl, "master_link_status") == "up" && info_value(repl, "master_sync_in_progress") != "1";
+  bool loading = info_value(persistence, "loading") == "1";
   if (loading) offset_moved_ms_ = now;  // loading the RDB is progress too
-  uint64_t off = synced ? to_u64(info_field(repl, "master_repl_offset")) : 0;
+  uint64_t off = synced ? to_u64(info_value(repl, "master_repl_offset")) : 0;
   if (synced && off != upstream_offset_) {
     upstream_offset_ = off;
     offset_moved_ms_ = now;
@@ -361,7 +350,7 @@ void Restorer::on_poll_reply(const std::string& repl, const std::string& persist
 
 void Restorer::promote(uint64_t reached) {
   phase_ = Phase::promote;
-  command({"REPLICAOF", "NO", "ONE"}, [this, reached](const redisReply* r, const std::string& err) {
+  command({"REPLICAOF", "NO", "ONE"}, [this, reached](const resp::Value* r, const std::string& err) {
     std::string e = reply_error(r, err);
     if (!e.empty()) return fail("REPLICAOF NO ONE on upstream " + opts_.upstream_name + ": " + e, false);
     replicaof_sent_ = false;
@@ -406,7 +395,7 @@ void Restorer::fail(const std::string& why, bool undo) {
   // Put the upstream back as it was (a primary, its masterauth) before retrying.
   auto after_replicaof = [this, report] { restore_masterauth(report); };
   if (!replicaof_sent_) return after_replicaof();
-  command({"REPLICAOF", "NO", "ONE"}, [after_replicaof](const redisReply*, const std::string&) { after_replicaof(); });
+  command({"REPLICAOF", "NO", "ONE"}, [after_replicaof](const resp::Value*, const std::string&) { after_replicaof(); });
 }
 
 void Restorer::close(std::function<void()> on_closed) {

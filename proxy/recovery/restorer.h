@@ -110,7 +110,7 @@ class Restorer : upstream::RestorePrimary::Source, upstream::RestorePrimary::Lis
   void finish(bool ok, const std::string& error);
   void log_progress(bool force);
   void command(const std::vector<std::string>& argv,
-               std::function<void(const struct redisReply*, const std::string&)> fn);
+               std::function<void(const resp::Value*, const std::string&)> fn);
   uint64_t total_bytes() const;
   uint64_t now_ms() const;
 

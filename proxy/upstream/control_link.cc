@@ -11,7 +11,27 @@
 namespace dp::upstream {
 
 namespace {
+
 ControlLink* owner(const redisAsyncContext* ac) { return static_cast<ControlLink*>(ac->data); }
+
+// The connection speaks RESP2: hiredis's RESP3 types never arrive.
+resp::Value to_value(const redisReply* r) {
+  resp::Value v;
+  switch (r->type) {
+    case REDIS_REPLY_STRING: v.type = resp::Value::Type::bulk; v.str.assign(r->str, r->len); break;
+    case REDIS_REPLY_STATUS: v.type = resp::Value::Type::simple; v.str.assign(r->str, r->len); break;
+    case REDIS_REPLY_ERROR: v.type = resp::Value::Type::error; v.str.assign(r->str, r->len); break;
+    case REDIS_REPLY_INTEGER: v.type = resp::Value::Type::integer; v.integer = r->integer; break;
+    case REDIS_REPLY_ARRAY:
+      v.type = resp::Value::Type::array;
+      v.elems.reserve(r->elements);
+      for (size_t i = 0; i < r->elements; ++i) v.elems.push_back(to_value(r->element[i]));
+      break;
+    default: v.type = resp::Value::Type::null; break;
+  }
+  return v;
+}
+
 }  // namespace
 
 ControlLink::ControlLink(uv_loop_t* loop, ControlLinkOptions opts, std::function<void()> on_up,
@@ -25,7 +45,7 @@ ControlLink::ControlLink(uv_loop_t* loop, ControlLinkOptions opts, std::function
 ControlLink::~ControlLink() = default;
 
 void ControlLink::connect() {
-  if (ac_ || closing_) return;
+  if (ac_ || !life_.open()) return;
   ac_ = redisAsyncConnect(opts_.host.c_str(), opts_.port);
   if (!ac_ || ac_->err) {
     std::string why = ac_ ? ac_->errstr : "out of memory";
@@ -76,11 +96,10 @@ void ControlLink::on_connect_cb(const redisAsyncContext* ac, int status) {
   std::vector<std::string> argv{"AUTH"};
   if (!self->opts_.username.empty()) argv.push_back(self->opts_.username);
   argv.push_back(self->opts_.password);
-  self->command(argv, [self](const redisReply* r, const std::string& err) {
+  self->command(argv, [self](const resp::Value* r, const std::string& err) {
     if (!r) return;  // the link dropped: on_down already reported it
-    if (r->type == REDIS_REPLY_ERROR) {
-      std::string why = std::string("upstream ") + self->address_ + " refused the proxy's AUTH: " +
-                        std::string(r->str, r->len);
+    if (r->type == resp::Value::Type::error) {
+      std::string why = std::string("upstream ") + self->address_ + " refused the proxy's AUTH: " + r->str;
       if (self->ac_) redisAsyncDisconnect(self->ac_);
       LOG_ERROR("control", "%s", why.c_str());
       return;
@@ -94,10 +113,10 @@ void ControlLink::on_connect_cb(const redisAsyncContext* ac, int status) {
 void ControlLink::name_connection() {
   if (opts_.client_name.empty()) return;
   // Pipelined ahead of whatever on_up sends; a refusal costs only the name.
-  command({"CLIENT", "SETNAME", opts_.client_name}, [this](const redisReply* r, const std::string&) {
-    if (r && r->type == REDIS_REPLY_ERROR)
-      LOG_WARN("control", "upstream %s refused CLIENT SETNAME %s: %.*s; the link stays unnamed", address_.c_str(),
-               opts_.client_name.c_str(), static_cast<int>(r->len), r->str);
+  command({"CLIENT", "SETNAME", opts_.client_name}, [this](const resp::Value* r, const std::string&) {
+    if (r && r->type == resp::Value::Type::error)
+      LOG_WARN("control", "upstream %s refused CLIENT SETNAME %s: %s; the link stays unnamed", address_.c_str(),
+               opts_.client_name.c_str(), r->str.c_str());
   });
 }
 
@@ -111,15 +130,13 @@ void ControlLink::on_disconnect_cb(const redisAsyncContext* ac, int status) {
 
 void ControlLink::lost(const std::string& reason) {
   up_ = false;
-  if (closing_) return finish_close();
+  if (!life_.open()) return finish_close();
   on_down_(reason);
 }
 
 void ControlLink::finish_close() {
-  if (ac_ || !timer_closed_ || !on_closed_) return;
-  auto cb = std::move(on_closed_);
-  on_closed_ = nullptr;
-  cb();
+  if (ac_ || !timer_closed_ || !life_.closing()) return;
+  life_.finish();  // may destroy this
 }
 
 void ControlLink::send(const std::vector<std::string>& argv, ReplyFn* fn) {
@@ -151,29 +168,32 @@ void ControlLink::on_reply_cb(redisAsyncContext* ac, void* reply, void* privdata
   ControlLink* self = ac ? owner(ac) : nullptr;
   std::string err;
   if (!reply) err = "control link to upstream " + (self ? self->address_ : std::string("?")) + " lost";
-  (*fn)(static_cast<redisReply*>(reply), err);
+  if (reply) {
+    resp::Value v = to_value(static_cast<const redisReply*>(reply));
+    (*fn)(&v, err);
+  } else {
+    (*fn)(nullptr, err);
+  }
   delete fn;
 }
 
 void ControlLink::role(std::function<void(bool, uint64_t, const std::string&)> fn) {
-  command({"ROLE"}, [fn = std::move(fn)](const redisReply* r, const std::string& err) {
+  command({"ROLE"}, [fn = std::move(fn)](const resp::Value* r, const std::string& err) {
     if (!r) return fn(false, 0, err);
-    if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 || r->element[0]->type != REDIS_REPLY_STRING)
+    if (r->type != resp::Value::Type::array || r->elems.size() < 2 || r->elems[0].type != resp::Value::Type::bulk)
       return fn(false, 0, "unexpected ROLE reply from upstream");
-    std::string role(r->element[0]->str, r->element[0]->len);
-    const redisReply* off = nullptr;
-    if (role == "master" || role == "primary") off = r->element[1];
-    else if ((role == "slave" || role == "replica") && r->elements >= 5) off = r->element[4];
-    if (!off || off->type != REDIS_REPLY_INTEGER)
+    const std::string& role = r->elems[0].str;
+    const resp::Value* off = nullptr;
+    if (role == "master" || role == "primary") off = &r->elems[1];
+    else if ((role == "slave" || role == "replica") && r->elems.size() >= 5) off = &r->elems[4];
+    if (!off || off->type != resp::Value::Type::integer)
       return fn(false, 0, "ROLE reply from upstream has no offset (role " + role + ")");
     fn(true, static_cast<uint64_t>(off->integer < 0 ? 0 : off->integer), "");
   });
 }
 
 void ControlLink::close(std::function<void()> on_closed) {
-  if (closing_) return;
-  closing_ = true;
-  on_closed_ = on_closed ? std::move(on_closed) : [] {};
+  if (!life_.begin_close(std::move(on_closed))) return;
   uv_timer_stop(&timer_);
   uv_close(reinterpret_cast<uv_handle_t*>(&timer_), [](uv_handle_t* h) {
     auto* self = static_cast<ControlLink*>(h->data);

@@ -5,8 +5,10 @@
 // Lifecycle: connect() (re)connects; on_up fires after AUTH (when
 // configured) succeeded; on_down fires once per lost connection with the
 // reason (address + cause), and every callback still queued is answered
-// with an error reply (ok == false).  close() is idempotent; the object may
-// be destroyed only after the on_closed callback ran.
+// with a null reply and the reason.  Answers come as resp::Value trees
+// (hiredis stays inside this file pair).  close() is idempotent: every
+// callback given to it runs once, after the link's handles are closed; the
+// object may be destroyed only after that.
 //
 // Loop thread only.
 #pragma once
@@ -18,8 +20,10 @@
 #include <string>
 #include <vector>
 
+#include "proxy/base/lifecycle.h"
+#include "proxy/resp/value.h"
+
 struct redisAsyncContext;
-struct redisReply;
 
 namespace dp::upstream {
 
@@ -34,7 +38,8 @@ struct ControlLinkOptions {
 class ControlLink {
  public:
   // reply is null when the link failed before answering; err then says why.
-  using ReplyFn = std::function<void(const redisReply* reply, const std::string& err)>;
+  // reply is valid only during the call.
+  using ReplyFn = std::function<void(const resp::Value* reply, const std::string& err)>;
 
   ControlLink(uv_loop_t* loop, ControlLinkOptions opts, std::function<void()> on_up,
               std::function<void(const std::string& reason)> on_down);
@@ -49,6 +54,7 @@ class ControlLink {
   // ROLE: the upstream's current replication offset.
   void role(std::function<void(bool ok, uint64_t offset, const std::string& err)> fn);
 
+  // Idempotent: a later call's on_closed runs too (at once when already closed).
   void close(std::function<void()> on_closed);
 
  private:
@@ -68,10 +74,9 @@ class ControlLink {
   std::function<void(const std::string&)> on_down_;
   redisAsyncContext* ac_ = nullptr;
   bool up_ = false;
-  bool closing_ = false;
   bool timer_closed_ = false;
   uv_timer_t timer_;
-  std::function<void()> on_closed_;
+  Lifecycle life_;
 };
 
 }  // namespace dp::upstream

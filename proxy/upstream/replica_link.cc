@@ -4,92 +4,19 @@
 
 #include <algorithm>
 #include <cassert>
-#include <charconv>
-#include <cstdio>
-#include <cstring>
-#include <optional>
 
 #include "proxy/base/logger.h"
+#include "proxy/resp/encoder.h"
 
 namespace dp::upstream {
 namespace {
 
 constexpr size_t kReadBufBytes = 64 * 1024;
-constexpr size_t kMaxLine = 64 * 1024;
-constexpr int64_t kMaxInfoBytes = 1 << 20;
+constexpr size_t kMaxReply = (1 << 20) + 64 * 1024;  // INFO server: 1 MiB and its header
 constexpr uint64_t kTickMs = 100;
 constexpr uint64_t kEarlyAckMs = 100;  // ACK repeat after the RDB until stream bytes flow
-constexpr size_t kMarkLen = 40;
-
-bool parse_u64(std::string_view s, uint64_t* out) {
-  if (s.empty()) return false;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
-  return ec == std::errc() && p == s.data() + s.size();
-}
-
-// "7.2.4" -> true when >= 7.2 (the first version that knows REPLCONF ... FACK).
-bool version_has_fack(std::string_view v) {
-  unsigned major = 0, minor = 0;
-  auto dot = v.find('.');
-  if (dot == std::string_view::npos) return false;
-  std::from_chars(v.data(), v.data() + dot, major);
-  auto rest = v.substr(dot + 1);
-  std::from_chars(rest.data(), rest.data() + rest.size(), minor);
-  return major > 7 || (major == 7 && minor >= 2);
-}
-
-std::string_view trim_cr(std::string_view s) {
-  if (!s.empty() && s.back() == '\r') s.remove_suffix(1);
-  return s;
-}
 
 }  // namespace
-
-namespace {
-
-// The value of "name:" at the start of a line of an INFO reply.
-std::optional<std::string_view> info_field(std::string_view info, std::string_view name) {
-  size_t pos = 0;
-  while ((pos = info.find(name, pos)) != std::string_view::npos) {
-    if (pos == 0 || info[pos - 1] == '\n') {
-      size_t start = pos + name.size();
-      size_t end = info.find_first_of("\r\n", start);
-      return info.substr(start, end == std::string_view::npos ? end : end - start);
-    }
-    pos += name.size();
-  }
-  return std::nullopt;
-}
-
-}  // namespace
-
-std::string info_server_replconf_version(std::string_view info) {
-  auto v = info_field(info, "valkey_version:");
-  if (!v) return "";
-  // Exactly "M.m.p", digits only: the server's version2num() rejects anything else.
-  unsigned parts[3] = {0, 0, 0};
-  std::string_view rest = *v;
-  for (int i = 0; i < 3; ++i) {
-    auto [p, ec] = std::from_chars(rest.data(), rest.data() + rest.size(), parts[i]);
-    if (ec != std::errc() || parts[i] > 255) return "";
-    rest.remove_prefix(static_cast<size_t>(p - rest.data()));
-    if (i < 2) {
-      if (rest.empty() || rest[0] != '.') return "";
-      rest.remove_prefix(1);
-    }
-  }
-  if (!rest.empty() || parts[0] < 8) return "";
-  return std::string(*v);
-}
-
-bool info_server_has_fack(std::string_view info) {
-  auto field = [&](std::string_view name) { return info_field(info, name); };
-  // Every Valkey descends from Redis 7.2.4 and knows FACK, whatever
-  // redis_version it reports (Valkey 8.0 keeps it at 7.2.4 by design).
-  if (field("valkey_version:") || field("server_name:") == "valkey") return true;
-  auto v = field("redis_version:");
-  return v && version_has_fack(*v);
-}
 
 const char* to_string(LinkState s) {
   switch (s) {
@@ -159,12 +86,9 @@ void ReplicaLink::start(const std::string& replid, uint64_t offset) {
   detach_conn();
   psync_replid_ = (replid.empty() || replid == "?") ? "?" : replid;
   psync_offset_ = offset;
-  line_.clear();
-  info_.clear();
-  info_left_ = -1;
+  reply_.clear();
   pending_error_.clear();
-  rdb_ = Rdb::preamble;
-  tail_len_ = 0;
+  rdb_.reset();
   fack_ = false;
   replconf_version_.clear();
 
@@ -258,211 +182,71 @@ void ReplicaLink::start_reading() {
           l->drop(std::string("read error: ") + uv_strerror(static_cast<int>(nread)));
         } else {
           l->last_byte_ms_ = uv_now(l->loop_);
-          l->on_read(c, buf->base, static_cast<size_t>(nread));
+          l->on_read(buf->base, static_cast<size_t>(nread));
         }
       });
 }
 
-void ReplicaLink::on_read(Conn* c, const char* data, size_t n) {
+// Every byte read goes to what the link expects now: handshake replies, the
+// RDB, or the stream.  A reply or an RDB may end inside a read; the rest of
+// the read goes to the next state.
+void ReplicaLink::on_read(const char* data, size_t n) {
   const uint64_t gen = generation_;
-  size_t i = 0;
-  while (i < n && gen == generation_) {
-    if (state_ == LinkState::streaming) {
-      uint64_t first = received_offset_ + 1;
-      received_offset_ += n - i;
-      stream_flowing_ = true;
-      listener_->on_stream(std::string_view(data + i, n - i), first);
-      return;
-    }
-    if (state_ == LinkState::receiving_rdb && rdb_ != Rdb::preamble) {
-      i += feed_rdb(data + i, n - i);
-      continue;
-    }
-    if (info_left_ >= 0) {
-      size_t take = std::min<size_t>(n - i, static_cast<size_t>(info_left_));
-      info_.append(data + i, take);
-      info_left_ -= static_cast<int64_t>(take);
-      i += take;
-      if (info_left_ == 0) {
-        info_left_ = -1;
-        fack_ = info_server_has_fack(info_);
-        replconf_version_ = info_server_replconf_version(info_);
-        info_.clear();
-        step_ = Step::port;
-        send_step();
+  std::string_view in(data, n);
+  while (!in.empty() && gen == generation_) {
+    switch (state_) {
+      case LinkState::streaming: {
+        uint64_t first = received_offset_ + 1;
+        received_offset_ += in.size();
+        stream_flowing_ = true;
+        listener_->on_stream(in, first);
+        return;
       }
-      continue;
+      case LinkState::receiving_rdb: in.remove_prefix(feed_rdb(in)); break;
+      case LinkState::handshake: in.remove_prefix(feed_handshake(in)); break;
+      case LinkState::connecting:
+      case LinkState::disconnected: return;  // nothing is expected
     }
-    const char* nl = static_cast<const char*>(memchr(data + i, '\n', n - i));
-    if (nl == nullptr) {
-      line_.append(data + i, n - i);
-      if (line_.size() > kMaxLine) drop("protocol error: reply line longer than 64 KiB");
-      return;
-    }
-    line_.append(data + i, static_cast<size_t>(nl - (data + i)));
-    i = static_cast<size_t>(nl - data) + 1;
-    std::string line;
-    line.swap(line_);
-    if (!handle_line(trim_cr(line))) return;
   }
-  (void)c;
 }
 
-bool ReplicaLink::handle_line(std::string_view line) {
-  if (line.empty()) return true;  // keep-alive newline while the primary prepares
-  if (state_ == LinkState::handshake) return handle_reply(line);
-  if (state_ != LinkState::receiving_rdb) return true;
-  if (line[0] == '-') {
-    drop("the server aborted the full sync: " + std::string(line));
-    return false;
+size_t ReplicaLink::feed_handshake(std::string_view in) {
+  size_t used = 0;
+  if (reply_.empty())  // newlines between replies: keep-alives
+    while (used < in.size() && (in[used] == '\n' || in[used] == '\r')) used++;
+  if (used == in.size()) return used;
+  const size_t before = reply_.size();
+  reply_.append(in.substr(used));
+  size_t consumed = 0;
+  resp::Value reply;
+  std::string error;
+  if (!resp::decode_value(reply_, &consumed, &reply, &error)) {
+    if (!error.empty()) drop("protocol error in a handshake reply: " + error);
+    else if (reply_.size() > kMaxReply)
+      drop("protocol error: handshake reply longer than " + std::to_string(kMaxReply >> 10) + " KiB");
+    return in.size();
   }
-  if (line.substr(0, 5) == "$EOF:" && line.size() == 5 + kMarkLen) {
-    std::memcpy(mark_.data(), line.data() + 5, kMarkLen);
-    tail_len_ = 0;
-    rdb_ = Rdb::marked;
-    return true;
-  }
-  if (line[0] == '$' && parse_u64(line.substr(1), &rdb_left_)) {
-    rdb_ = Rdb::sized;
-    if (rdb_left_ == 0) rdb_finished();
-    return true;
-  }
-  drop("protocol error: expected the RDB preamble ($<len> or $EOF:<mark>), got '" +
-       std::string(line.substr(0, 80)) + "'");
-  return false;
+  reply_.clear();
+  handle_reply(reply);
+  return used + (consumed - before);  // what follows the reply is the next state's
 }
 
-bool ReplicaLink::handle_reply(std::string_view line) {
-  const bool ok = line[0] == '+';
-  switch (step_) {
-    case Step::auth:
-      if (!ok) {
-        drop("AUTH" + (opts_.username.empty() ? "" : " as user '" + opts_.username + "'") +
-             " failed: " + std::string(line));
-        return false;
-      }
-      step_ = Step::ping;
-      break;
-    case Step::ping:
-      if (!ok) {
-        drop("PING failed: " + std::string(line));
-        return false;
-      }
-      step_ = !opts_.client_name.empty() ? Step::setname : Step::info;
-      break;
-    case Step::setname:
-      // A refusal (an ACL without client|setname) costs only the name.
-      if (!ok)
-        LOG_WARN("replica_link", "%sCLIENT SETNAME refused (%.*s); the link stays unnamed", where().c_str(),
-                 static_cast<int>(line.size()), line.data());
-      step_ = Step::info;
-      break;
-    case Step::info:
-      if (line[0] == '$') {
-        uint64_t len = 0;
-        if (!parse_u64(line.substr(1), &len) || len > kMaxInfoBytes) {
-          drop("protocol error: bad INFO reply header '" + std::string(line) + "'");
-          return false;
-        }
-        info_left_ = static_cast<int64_t>(len) + 2;
-        return true;  // step advances when the bulk is complete
-      }
-      // An error (e.g. ACL denies INFO): assume an old server, no FACK.
-      LOG_WARN("replica_link", "%sINFO server refused (%.*s); sending ACK without FACK",
-               where().c_str(), static_cast<int>(line.size()), line.data());
-      step_ = Step::port;
-      break;
-    case Step::port:
-    case Step::capa:
-    case Step::version:
-      // Older servers may not know these options; the replica carries on.
-      if (!ok) {
-        LOG_WARN("replica_link", "%sREPLCONF refused: %.*s", where().c_str(),
-                 static_cast<int>(line.size()), line.data());
-      }
-      step_ = step_ == Step::port ? Step::capa : step_ == Step::capa ? Step::version : Step::psync;
-      break;
-    case Step::psync:
-      return handle_psync_reply(line);
-  }
-  send_step();
-  return true;
-}
-
-bool ReplicaLink::handle_psync_reply(std::string_view line) {
+size_t ReplicaLink::feed_rdb(std::string_view in) {
   const uint64_t gen = generation_;
-  if (line.substr(0, 12) == "+FULLRESYNC ") {
-    auto rest = line.substr(12);
-    auto sp = rest.find(' ');
-    uint64_t off = 0;
-    if (sp == std::string_view::npos || !parse_u64(rest.substr(sp + 1), &off)) {
-      drop("protocol error: bad PSYNC reply '" + std::string(line) + "'");
-      return false;
-    }
-    std::string replid(rest.substr(0, sp));
-    received_offset_ = off;
-    stream_flowing_ = false;
-    rdb_ = Rdb::preamble;
-    set_state(LinkState::receiving_rdb);
-    if (gen == generation_) listener_->on_full_resync(replid, off);
-    return gen == generation_;
+  RdbReceiver::Result r = rdb_.feed(in);
+  if (!r.held.empty()) listener_->on_rdb_data(r.held);
+  if (gen == generation_ && !r.data.empty()) listener_->on_rdb_data(r.data);
+  if (gen != generation_) return in.size();
+  if (r.status == RdbReceiver::Status::error) {
+    drop(r.error);
+    return in.size();
   }
-  if (line == "+CONTINUE" || line.substr(0, 10) == "+CONTINUE ") {
-    // psync2 servers always name their replid; report it only when it changed.
-    std::string new_replid(line.size() > 10 ? line.substr(10) : std::string_view());
-    if (new_replid == psync_replid_) new_replid.clear();
-    received_offset_ = psync_offset_;
-    stream_flowing_ = true;
-    set_state(LinkState::streaming);
-    if (gen == generation_) listener_->on_continue(new_replid);
-    if (gen == generation_) send_ack();
-    return gen == generation_;
-  }
-  // -NOMASTERLINK, -LOADING, -ERR ...: the owner retries later.
-  drop("PSYNC " + psync_replid_ + " " +
-       (psync_replid_ == "?" ? std::string("-1") : std::to_string(psync_offset_ + 1)) +
-       " refused: " + std::string(line));
-  return false;
-}
-
-size_t ReplicaLink::feed_rdb(const char* data, size_t n) {
-  const uint64_t gen = generation_;
-  if (rdb_ == Rdb::sized) {
-    size_t take = static_cast<size_t>(std::min<uint64_t>(n, rdb_left_));
-    rdb_left_ -= take;
-    listener_->on_rdb_data(std::string_view(data, take));
-    if (rdb_left_ == 0 && gen == generation_) rdb_finished();
-    return take;
-  }
-  // EOF-marked (diskless): the last 40 bytes received so far are held back,
-  // since they may be the mark.  Like the server's own replica, the mark is
-  // checked at the end of each read: the primary sends nothing after it
-  // until we ACK.
-  auto emit = [&](const char* p, size_t len) {
-    if (len > 0 && gen == generation_) listener_->on_rdb_data(std::string_view(p, len));
-  };
-  if (n >= kMarkLen) {
-    emit(tail_.data(), tail_len_);
-    emit(data, n - kMarkLen);
-    std::memcpy(tail_.data(), data + n - kMarkLen, kMarkLen);
-    tail_len_ = kMarkLen;
-  } else {
-    std::array<char, 2 * kMarkLen> tmp;
-    std::memcpy(tmp.data(), tail_.data(), tail_len_);
-    std::memcpy(tmp.data() + tail_len_, data, n);
-    size_t t = tail_len_ + n;
-    size_t out = t > kMarkLen ? t - kMarkLen : 0;
-    emit(tmp.data(), out);
-    std::memcpy(tail_.data(), tmp.data() + out, t - out);
-    tail_len_ = t - out;
-  }
-  if (gen == generation_ && tail_len_ == kMarkLen && tail_ == mark_) rdb_finished();
-  return n;
+  if (r.status == RdbReceiver::Status::done) rdb_finished();
+  return r.consumed;
 }
 
 void ReplicaLink::rdb_finished() {
   const uint64_t gen = generation_;
-  rdb_ = Rdb::preamble;
   stream_flowing_ = false;
   listener_->on_rdb_done();  // may report the checkpoint durable before the first ACK
   if (gen != generation_) return;
@@ -470,49 +254,9 @@ void ReplicaLink::rdb_finished() {
   if (gen == generation_) send_ack();
 }
 
-void ReplicaLink::send_step() {
-  switch (step_) {
-    case Step::auth:
-      if (opts_.username.empty()) {
-        send_command({"AUTH", opts_.password});
-      } else {
-        send_command({"AUTH", opts_.username, opts_.password});
-      }
-      break;
-    case Step::ping: send_command({"PING"}); break;
-    case Step::setname: send_command({"CLIENT", "SETNAME", opts_.client_name}); break;
-    case Step::info: send_command({"INFO", "server"}); break;
-    case Step::port:
-      if (opts_.listening_port == 0) {
-        step_ = Step::capa;
-        send_step();
-        return;
-      }
-      send_command({"REPLCONF", "listening-port", std::to_string(opts_.listening_port)});
-      break;
-    case Step::capa: send_command({"REPLCONF", "capa", "eof", "capa", "psync2"}); break;
-    case Step::version:
-      if (replconf_version_.empty()) {
-        step_ = Step::psync;
-        send_step();
-        return;
-      }
-      send_command({"REPLCONF", "version", replconf_version_});
-      break;
-    case Step::psync:
-      send_command({"PSYNC", psync_replid_,
-                    psync_replid_ == "?" ? std::string("-1") : std::to_string(psync_offset_ + 1)});
-      break;
-  }
-}
-
 void ReplicaLink::send_command(std::initializer_list<std::string_view> args) {
-  std::string out = "*" + std::to_string(args.size()) + "\r\n";
-  for (auto a : args) {
-    out += "$" + std::to_string(a.size()) + "\r\n";
-    out.append(a);
-    out += "\r\n";
-  }
+  std::string out;
+  resp::append_command(&out, args);
   send_raw(out.data(), out.size());
 }
 
@@ -548,19 +292,12 @@ void ReplicaLink::send_raw(const char* data, size_t n) {
 void ReplicaLink::send_ack() {
   if (conn_ == nullptr || state_ != LinkState::streaming) return;
   const uint64_t o = std::min(durable_offset_, received_offset_);
-  char num[24];
-  int len = std::snprintf(num, sizeof num, "%llu", static_cast<unsigned long long>(o));
-  char out[160];
-  int n = fack_ ? std::snprintf(out, sizeof out,
-                                "*5\r\n$8\r\nREPLCONF\r\n$3\r\nACK\r\n$%d\r\n%s\r\n"
-                                "$4\r\nFACK\r\n$%d\r\n%s\r\n",
-                                len, num, len, num)
-                : std::snprintf(out, sizeof out, "*3\r\n$8\r\nREPLCONF\r\n$3\r\nACK\r\n$%d\r\n%s\r\n",
-                                len, num);
   acked_offset_ = o;
   last_ack_ms_ = uv_now(loop_);
   ack_due_ = false;
-  send_raw(out, static_cast<size_t>(n));
+  const std::string num = std::to_string(o);
+  if (fack_) send_command({"REPLCONF", "ACK", num, "FACK", num});
+  else send_command({"REPLCONF", "ACK", num});
 }
 
 void ReplicaLink::durable(uint64_t offset) {

@@ -27,6 +27,9 @@
 // (the restore plays it back).  Redis and Valkey 7.2 answer an unknown
 // REPLCONF option with an error, so it is sent only to valkey_version >= 8.
 //
+// Replies are decoded by resp::decode_value and commands encoded by
+// resp::append_command; the RDB (either framing) is read by RdbReceiver.
+//
 // Threads: everything on the loop thread that owns `loop`.
 // Ownership: the link owns its handles; the listener must outlive the link
 // (until close()'s callback).  The listener may call any method, including
@@ -37,7 +40,6 @@
 
 #include <uv.h>
 
-#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -46,6 +48,9 @@
 #include <vector>
 
 #include "proxy/base/lifecycle.h"
+#include "proxy/resp/value.h"
+#include "proxy/upstream/rdb_receiver.h"
+#include "proxy/upstream/server_capabilities.h"  // info_server_has_fack, info_server_replconf_version
 
 namespace dp::upstream {
 
@@ -61,15 +66,6 @@ struct ReplicaLinkOptions {
   size_t read_pause_bytes = 0;           // unused; backpressure is via pause()/resume()
   std::string client_name;               // CLIENT SETNAME before PSYNC (CLIENT LIST); empty = not sent
 };
-
-// The version to announce with "REPLCONF version" for an "INFO server"
-// reply: its valkey_version when that is M.m.p with M >= 8, else "" (none).
-std::string info_server_replconf_version(std::string_view info);
-
-// True when an "INFO server" reply names a server that understands
-// "REPLCONF ACK <o> FACK <o>": any Valkey (valkey_version / server_name),
-// or redis_version >= 7.2.  Older servers ignore the FACK pair anyway.
-bool info_server_has_fack(std::string_view info);
 
 enum class LinkState { disconnected, connecting, handshake, receiving_rdb, streaming };
 const char* to_string(LinkState s);
@@ -122,18 +118,17 @@ class ReplicaLink {
  private:
   struct Conn;
   enum class Step { auth, ping, setname, info, port, capa, version, psync };
-  enum class Rdb { preamble, sized, marked };
 
   void connect_resolved(Conn* c, const struct addrinfo* ai);
   void on_connected(Conn* c);
-  void on_read(Conn* c, const char* data, size_t n);
-  bool handle_line(std::string_view line);  // false: dropped
-  bool handle_reply(std::string_view line);
-  bool handle_psync_reply(std::string_view line);
-  size_t feed_rdb(const char* data, size_t n);
+  void on_read(const char* data, size_t n);
+  size_t feed_handshake(std::string_view in);  // bytes used
+  size_t feed_rdb(std::string_view in);        // bytes used
+  void handle_reply(const resp::Value& reply);
+  void handle_psync_reply(const resp::Value& reply);
   void rdb_finished();
   void send_step();
-  void send_command(std::initializer_list<std::string_view> args);
+  void send_command(std::initializer_list<std::string_view> args);  // RESP-encoded
   void send_raw(const char* data, size_t n);
   void send_ack();
   void on_tick();
@@ -166,20 +161,13 @@ class ReplicaLink {
   Step step_ = Step::auth;
   std::string psync_replid_;
   uint64_t psync_offset_ = 0;
-  std::string line_;        // partial reply line
-  std::string info_;        // INFO server bulk being collected
-  int64_t info_left_ = -1;  // bytes of the INFO bulk still expected (incl. CRLF); -1 = none
+  std::string reply_;  // a handshake reply not yet complete
   bool fack_ = false;
   std::string replconf_version_;  // REPLCONF version to send; "" = none
   uint64_t last_byte_ms_ = 0;
   uint64_t connect_started_ms_ = 0;
 
-  // RDB
-  Rdb rdb_ = Rdb::preamble;
-  uint64_t rdb_left_ = 0;
-  std::array<char, 40> mark_{};
-  std::array<char, 40> tail_{};  // held-back last bytes in EOF-mark mode
-  size_t tail_len_ = 0;
+  RdbReceiver rdb_;
 
   // stream + ACKs
   uint64_t received_offset_ = 0;
