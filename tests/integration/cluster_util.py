@@ -135,9 +135,13 @@ class ValkeyCluster:
                 self.nodes.append(self._start_node(i, durability, node_timeout_ms))
             self._create()
             self.wait_formed()
-        except Exception:
+        except Exception as e:
+            # The processes' output is the diagnosis: keep it in the error
+            # (stop() takes them out of harness.LIVE, whose output a failed
+            # test prints).
+            logs = "\n".join(p.describe()[-2500:] for n in self.nodes for p in (n.server, n.proxy))
             self.stop()
-            raise
+            raise AssertionError("cluster not formed: %s\n%s" % (e, logs)) from e
 
     # ------------------------------------------------------------ building
     def announce_args(self, node):
@@ -145,12 +149,28 @@ class ValkeyCluster:
         key = "cluster-announce-client-port" if self.mode == "client-port" else "cluster-announce-port"
         return [key, str(node.proxy.port)]
 
+    def _start_server(self, i, node_timeout_ms):
+        """A cluster-enabled node; returns (server, bus port).  The node
+        binds the bus after its client port and exits if the bus port was
+        taken meanwhile (a free_port() race with a parallel test): its first
+        answer proves both are bound, else it is tried again on new ports."""
+        for _ in range(3):
+            bus = harness.free_port()
+            server = harness.Server(self.tmpdir, ["--cluster-enabled", "yes",
+                                                  "--cluster-port", str(bus),
+                                                  "--cluster-node-timeout", str(node_timeout_ms)],
+                                    name="node%d" % i, binary=self.binary)
+            try:
+                with harness.RespConn(server.addr) as c:
+                    if c.call("PING") == "PONG":
+                        return server, bus
+            except (OSError, harness.Closed):
+                pass
+            server.stop()
+        raise AssertionError("node %d did not start with a cluster bus:\n%s" % (i, server.describe()))
+
     def _start_node(self, i, durability, node_timeout_ms):
-        bus = harness.free_port()
-        server = harness.Server(self.tmpdir, ["--cluster-enabled", "yes",
-                                              "--cluster-port", str(bus),
-                                              "--cluster-node-timeout", str(node_timeout_ms)],
-                                name="node%d" % i, binary=self.binary)
+        server, bus = self._start_server(i, node_timeout_ms)
         try:
             proxy = harness.Proxy(self.tmpdir, server.port, durability, config_text=PROXY_CONFIG)
         except Exception:

@@ -8,10 +8,9 @@ import pytest
 import harness
 import cluster_util
 
-pytestmark = pytest.mark.proxy_only
-
-if harness.server_version()[0] != "valkey":
-    pytest.skip("cluster suite: Valkey only (%s)" % harness.server_label(), allow_module_level=True)
+pytestmark = [pytest.mark.proxy_only,
+              pytest.mark.skipif(harness.server_version()[0] != "valkey",
+                                 reason="cluster suite: Valkey only (%s)" % harness.server_label())]
 
 
 @pytest.fixture(scope="module")
