@@ -124,8 +124,11 @@ class ValkeyCluster:
     is what a deployment does: every sidecar is up before the cluster forms."""
 
     def __init__(self, tmpdir, primaries=3, replicas=1, binary=None, durability="always",
-                 mode=None, node_timeout_ms=5000):
+                 mode=None, node_timeout_ms=5000, proxy_port_base=None):
+        """proxy_port_base: node i's proxy listens on base + i and its admin
+        endpoints on base + 2000 + i (default: free ports)."""
         self.tmpdir = str(tmpdir)
+        self.proxy_port_base = proxy_port_base
         self.binary = binary or harness.SERVER_BIN
         self.mode = mode or announce_mode(self.binary)
         self.replicas = replicas
@@ -172,7 +175,9 @@ class ValkeyCluster:
     def _start_node(self, i, durability, node_timeout_ms):
         server, bus = self._start_server(i, node_timeout_ms)
         try:
-            proxy = harness.Proxy(self.tmpdir, server.port, durability, config_text=PROXY_CONFIG)
+            base = self.proxy_port_base
+            proxy = harness.Proxy(self.tmpdir, server.port, durability, config_text=PROXY_CONFIG,
+                                  port=base and base + i, admin_port=base and base + 2000 + i)
         except Exception:
             server.stop()
             raise
@@ -286,3 +291,42 @@ def key_per_slot():
             left -= 1
         i += 1
     return keys
+
+
+def main(argv):
+    """deploy/cluster/local.sh: a local cluster with its proxies until ^C."""
+    import argparse
+    import signal
+    import tempfile
+    ap = argparse.ArgumentParser(description="A local Valkey Cluster with a durable-proxy beside each node.")
+    ap.add_argument("--server", default=harness.SERVER_BIN, help="valkey-server binary (8.x or 9.x)")
+    ap.add_argument("--proxy-port", type=int, default=7001,
+                    help="node i's proxy listens on this + i, its admin endpoints on this + 2000 + i")
+    ap.add_argument("--primaries", type=int, default=3)
+    ap.add_argument("--replicas", type=int, default=1, help="replicas per primary")
+    ap.add_argument("--dir", help="where nodes, proxies and logs live (default: a new temp dir)")
+    args = ap.parse_args(argv)
+    workdir = args.dir or tempfile.mkdtemp(prefix="durable-proxy-cluster-")
+    os.makedirs(workdir, exist_ok=True)
+    c = ValkeyCluster(workdir, args.primaries, args.replicas, binary=args.server,
+                      proxy_port_base=args.proxy_port)
+    try:
+        for n in c.nodes:
+            print("node %d: %s, valkey :%d, proxy :%d, admin :%d, log %s" % (
+                n.index, n.role(), n.server.port, n.proxy.port, n.proxy.admin_port, n.proxy.log_dir))
+        print("addressing: cluster-announce-%s; data under %s" % (c.mode, workdir))
+        print("connect: %s -c -p %d   (Ctrl-C stops everything)" % (cli_binary(c.binary), args.proxy_port))
+        sys.stdout.flush()
+        # Handlers, not a blocked mask: the children would inherit the mask
+        # and ignore the SIGTERM that stops them.
+        stopping = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stopping.append(True))
+        while not stopping:
+            signal.pause()
+    finally:
+        c.stop()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
