@@ -220,12 +220,13 @@ class ValkeyCluster:
 
     def formed(self):
         want_nodes = str(len(self.nodes))
-        for s in self.state():
+        states = self.state()
+        for s in states:
             if len(s) < 5 or s[0] != "ok" or s[1] != want_nodes or s[4] != 200:
                 return False
             if s[2] == "slave" and s[3] != "up":
                 return False
-        roles = [s[2] for s in self.state()]
+        roles = [s[2] for s in states]
         return roles.count("slave") == len(self.nodes) - len(self.nodes) // (1 + self.replicas)
 
     def wait_formed(self, timeout=60):
