@@ -187,3 +187,53 @@ def test_proxy_killed_and_restarted_serves_every_acknowledged_write(cluster, key
     # The restarted proxy logged the writes made through it after the restart.
     _, stream = harness.read_log_stream(victim.proxy.log_dir)
     assert b"after-3" in stream, "the restarted proxy's log holds slot 3's write"
+
+
+def test_ask_during_a_migration_names_the_target_proxy_and_asking_passes(cluster, keys):
+    """A slot MIGRATING from one primary to another: a missing key gets ASK
+    with the target's proxy; ASKING through that proxy lets the command run
+    there; valkey-cli -c follows the ASK by itself."""
+    slot = 100
+    src = cluster.owner(slot)
+    dst = next(p for p in cluster.primaries() if p is not src)
+    key = "{%s}ask" % keys[slot]  # the hash tag puts it in `slot`
+    with dst.direct() as d:
+        assert d.call("CLUSTER", "SETSLOT", slot, "IMPORTING", src.node_id()) == "OK"
+    with src.direct() as d:
+        assert d.call("CLUSTER", "SETSLOT", slot, "MIGRATING", dst.node_id()) == "OK"
+    try:
+        with src.conn() as c:
+            reply = c.call("GET", key)
+        assert isinstance(reply, harness.Error) and reply == "ASK %d 127.0.0.1:%d" % (slot, dst.proxy.port), reply
+        with dst.conn() as c:
+            assert str(c.call("SET", key, "x")).startswith("MOVED %d 127.0.0.1:%d" % (slot, src.proxy.port))
+            assert c.call("ASKING") == "OK"
+            assert c.call("SET", key, "asked") == "OK"
+        _, stream = harness.read_log_stream(dst.proxy.log_dir)
+        assert b"asked" in stream, "the write after ASKING is in the target's proxy log"
+        res = cluster.cli(src, ["GET", key])
+        assert res.stdout.strip() == b"asked", (res.stdout, res.stderr)
+        with dst.conn() as c:
+            assert c.call("ASKING") == "OK"
+            assert c.call("DEL", key) == 1
+    finally:
+        for n in (src, dst):
+            with n.direct() as d:
+                d.call("CLUSTER", "SETSLOT", slot, "STABLE")
+
+
+def test_readonly_reads_through_a_replicas_proxy(cluster, keys):
+    """READONLY through a replica node's proxy: its reads are served there
+    (before it, MOVED to the primary's proxy)."""
+    slot = 200
+    owner = cluster.owner(slot)
+    owner_id = owner.node_id()
+    replica = next(n for n in cluster.nodes if cluster.primary_id(n) == owner_id)
+    with owner.conn() as c:
+        assert c.call("SET", keys[slot], "read-on-replica") == "OK"
+    with replica.conn() as c:
+        assert c.call("GET", keys[slot]) == "MOVED %d 127.0.0.1:%d" % (slot, owner.proxy.port)
+        assert c.call("READONLY") == "OK"
+        harness.wait_until(lambda: c.call("GET", keys[slot]) == b"read-on-replica", 10,
+                           "the replica's proxy to serve the replicated write after READONLY",
+                           state=lambda: c.call("GET", keys[slot]))
