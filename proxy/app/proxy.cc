@@ -301,7 +301,9 @@ void Proxy::check_recovery() {
   // The log end when the answer arrives may be larger (the stream kept
   // flowing) and must not be compared with the older INFO offset.
   const uint64_t end_at_request = log_->end_offset();
-  control_->command({"INFO", "replication"}, [this, end_at_request](const resp::Value* r, const std::string&) {
+  // INFO cluster's cluster_enabled: a cluster replica is never restored.
+  control_->command({"INFO", "replication", "cluster"}, [this, end_at_request](const resp::Value* r,
+                                                                                const std::string&) {
     if (!r) return;
     if (r->type != resp::Value::Type::bulk) return recheck_later("INFO replication", r);
     control_->command({"INFO", "keyspace"}, [this, end_at_request, repl = r->str](

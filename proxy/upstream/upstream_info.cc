@@ -24,6 +24,7 @@ UpstreamInfo parse_upstream_info(const std::string& replication, const std::stri
     else if (k == "master_repl_offset") info.offset = to_u64(v);
     else if (k == "second_repl_offset") info.second_offset = v == "-1" ? 0 : to_u64(v);
     else if (k == "master_host") info.master_host = v;
+    else if (k == "cluster_enabled") info.cluster_enabled = v == "1";
   });
   for_each_info_field(keyspace, [&info](std::string_view k, std::string_view v) {
     // db0:keys=3,expires=0,avg_ttl=0
@@ -60,6 +61,21 @@ RecoveryPlan plan_recovery(const std::string& ours, uint64_t end, const Upstream
     p.action = RecoveryAction::resume;
     why << "upstream still holds the log's history (replid " << ours << ", log ends at " << end
         << "): continuing the stream";
+    with_up();
+    p.explanation = why.str();
+    return p;
+  }
+  // A cluster replica's data is its primary's: CLUSTER REPLICATE (cluster
+  // creation, a failover that demoted it) replaced it by a full sync, and
+  // the primary's own proxy logs the writes it acknowledged.  A cluster node
+  // refuses REPLICAOF, so there is nothing to restore into it either: the
+  // log follows the node's new history (proxy/upstream/COMPATIBILITY.md §6).
+  if (up.cluster_enabled && up.role == "slave") {
+    p.action = RecoveryAction::adopt;
+    why << "upstream is a cluster replica (of " << (up.master_host.empty() ? "?" : up.master_host)
+        << ") without the log's history (log replid " << ours << " ends at " << end
+        << "): its data is its primary's, whose proxy logs the writes it acknowledged; starting a new log from "
+           "the node's stream";
     with_up();
     p.explanation = why.str();
     return p;

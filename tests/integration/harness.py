@@ -224,15 +224,16 @@ class Proxy(_Process):
     name = "durable-proxy"
 
     def __init__(self, tmpdir, upstream_port, durability=DURABILITY, extra_args=(),
-                 wait_ready=True, config_text="{}\n", env=None):
+                 wait_ready=True, config_text="{}\n", env=None, port=None, admin_port=None):
         """env: variables added to this process's environment for the proxy
-        only (e.g. LD_PRELOAD of the fsync shim)."""
+        only (e.g. LD_PRELOAD of the fsync shim); port / admin_port: fixed
+        ports (default: free ones)."""
         super().__init__()
         if not os.access(DP_BINARY, os.X_OK):
             raise RuntimeError("proxy binary %s missing (set DP_BINARY, or DP_DIRECT=1 "
                                "to run against redis-server directly)" % DP_BINARY)
-        self.port = free_port()
-        self.admin_port = free_port()
+        self.port = port or free_port()
+        self.admin_port = admin_port or free_port()
         workdir = os.path.join(str(tmpdir), "proxy-%d" % self.port)
         os.makedirs(workdir, exist_ok=True)
         self.workdir = workdir

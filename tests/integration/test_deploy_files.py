@@ -44,9 +44,9 @@ def flag(args, name):
     return args[args.index(name) + 1]
 
 
-def k8s_docs():
+def k8s_docs(files=None):
     docs = []
-    for path in K8S_FILES:
+    for path in K8S_FILES if files is None else files:
         with open(path) as f:
             docs += [d for d in yaml.safe_load_all(f) if d]
     return {(d["kind"], d["metadata"]["name"]): d for d in docs}
@@ -184,10 +184,11 @@ def test_valkey_conf_and_acl_conf_are_accepted_and_take_effect(tmp_path):
 
 # ---------------------------------------------------------------- Kubernetes
 
-def k8s_proxy_setup(tmp_path):
+def k8s_proxy_setup(tmp_path, files=None):
     """(args, proxy.yaml path, container) of the proxy sidecar, with the
-    Secret's files written where the manifest mounts them (under tmp_path)."""
-    docs = k8s_docs()
+    Secret's files written where the manifest mounts them (under tmp_path);
+    files: the manifests (default deploy/k8s/*.yaml)."""
+    docs = k8s_docs(files)
     sts = only([d for (kind, _), d in docs.items() if kind == "StatefulSet"], "StatefulSet")
     pod = sts["spec"]["template"]["spec"]
     proxy = only([c for c in pod["containers"] if c["name"] == "durable-proxy"], "proxy container")

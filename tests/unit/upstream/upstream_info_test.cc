@@ -87,3 +87,22 @@ TEST_CASE("an upstream restarted from an older snapshot of ours (our replid as r
   CHECK(plan_recovery(kA, 152, info(kB, 200, kA, 153, 1), OnUnknownDataset::refuse).action ==
         RecoveryAction::resume);
 }
+
+TEST_CASE("a cluster replica without the log's history is adopted, not restored") {
+  // CLUSTER REPLICATE replaced the node's data by its primary's (a new
+  // replid, no keys yet); a cluster node refuses REPLICAOF.
+  std::string repl = std::string("# Replication\r\nrole:slave\r\nmaster_host:127.0.0.1\r\nmaster_port:7001\r\n") +
+                     "master_replid:" + kB + "\r\nmaster_replid2:" + kZero +
+                     "\r\nmaster_repl_offset:70\r\nsecond_repl_offset:-1\r\n\r\n# Cluster\r\ncluster_enabled:1\r\n";
+  UpstreamInfo u = parse_upstream_info(repl, "# Keyspace\r\n");
+  CHECK(u.cluster_enabled);
+  RecoveryPlan p = plan_recovery(kA, 0, u, OnUnknownDataset::refuse);
+  CHECK(p.action == RecoveryAction::adopt);
+  CHECK(p.explanation.find("cluster replica") != std::string::npos);
+  // Still following the log's history: resumed as any upstream.
+  CHECK(plan_recovery(kB, 70, u, OnUnknownDataset::refuse).action == RecoveryAction::resume);
+  // The same replica outside cluster mode: today's standalone decision.
+  UpstreamInfo standalone = parse_upstream_info(repl.substr(0, repl.find("# Cluster")), "# Keyspace\r\n");
+  CHECK_FALSE(standalone.cluster_enabled);
+  CHECK(plan_recovery(kA, 0, standalone, OnUnknownDataset::refuse).action == RecoveryAction::restore);
+}
