@@ -10,6 +10,7 @@
 #include "proxy/resp/value.h"
 #include "proxy/session/session.h"
 #include "proxy/upstream/connection_names.h"
+#include "proxy/recovery/recovery_plan.h"
 #include "proxy/upstream/upstream_info.h"
 
 namespace dp {
@@ -353,30 +354,30 @@ void Proxy::decide(const upstream::UpstreamInfo& up, uint64_t end_at_request) {
   if (up.role == "slave" && clear_leftover_restore()) return;  // proxy_restore.cc
   const std::string ours = log_->replid();
   const uint64_t end = log_->end_offset();
-  upstream::RecoveryPlan plan = upstream::plan_recovery(ours, std::min(end, end_at_request), up, cfg_.on_unknown_dataset);
+  recovery::RecoveryPlan plan = recovery::plan_recovery(ours, std::min(end, end_at_request), up, cfg_.on_unknown_dataset);
   LOG_INFO("recovery", "%s", plan.explanation.c_str());
   // A refusal lasts only while its decision does: a later decision (the
   // operator wiped or fixed the upstream) must not find it still set, or
   // the restored, streaming upstream would stay -LOADING.
-  refused_ = plan.action == upstream::RecoveryAction::refuse;
-  if (plan.action != upstream::RecoveryAction::resume && holding_) {
+  refused_ = plan.action == recovery::RecoveryAction::refuse;
+  if (plan.action != recovery::RecoveryAction::resume && holding_) {
     // Only a continued stream proves the held sessions' data; anything else
     // (a full resync, a restore, a refusal) ends the hold.
     holding_ = false;
     set_serving(false, plan.explanation);
   }
   switch (plan.action) {
-    case upstream::RecoveryAction::fresh:
-    case upstream::RecoveryAction::adopt:
+    case recovery::RecoveryAction::fresh:
+    case recovery::RecoveryAction::adopt:
       start_replica_link("", 0);
       break;
-    case upstream::RecoveryAction::resume:
+    case recovery::RecoveryAction::resume:
       start_replica_link(ours, end);
       break;
-    case upstream::RecoveryAction::restore:
+    case recovery::RecoveryAction::restore:
       start_restore(plan);
       break;
-    case upstream::RecoveryAction::refuse:
+    case recovery::RecoveryAction::refuse:
       refused_ = true;
       set_serving(false, plan.explanation);
       LOG_ERROR("recovery", "%s", plan.explanation.c_str());

@@ -29,6 +29,7 @@
 #include "proxy/admin/metrics.h"
 #include "proxy/checkpoint/checkpointer.h"
 #include "proxy/session/context.h"
+#include "proxy/recovery/recovery_plan.h"
 #include "proxy/recovery/restorer.h"
 #include "proxy/gate/durability_gate.h"
 #include "proxy/gate/stream_tracker.h"
@@ -77,7 +78,7 @@ class Proxy : public upstream::ReplicaLink::Listener {
   // abandons a history switch in progress, stops serving with `why` and
   // re-checks the upstream after the link backoff.
   void restart_link(const std::string& why);
-  void start_restore(const upstream::RecoveryPlan& plan);  // proxy_restore.cc
+  void start_restore(const recovery::RecoveryPlan& plan);  // proxy_restore.cc
   void restore_finished(const RestoreResult& result);
   bool clear_leftover_restore();
   void set_serving(bool serving, const std::string& why);

@@ -9,7 +9,7 @@
 
 namespace dp {
 
-void Proxy::start_restore(const upstream::RecoveryPlan& plan) {  // decide() logged the plan
+void Proxy::start_restore(const recovery::RecoveryPlan& plan) {  // decide() logged the plan
   if (restorer_) return;
   auto retry_later = [this](const std::string& why, uint64_t delay_ms) {
     set_serving(false, why);

@@ -1,11 +1,10 @@
-// What the upstream says about its history (INFO replication + keyspace),
-// and the recovery decision taken from it (DESIGN.md §6).  Pure: no I/O.
+// What the upstream says about its history (INFO replication + keyspace).
+// The recovery decision taken from it: proxy/recovery/recovery_plan.h.
+// Pure: no I/O.
 #pragma once
 
 #include <cstdint>
 #include <string>
-
-#include "config/config.h"
 
 namespace dp::upstream {
 
@@ -20,21 +19,5 @@ struct UpstreamInfo {
 };
 
 UpstreamInfo parse_upstream_info(const std::string& replication, const std::string& keyspace);
-
-enum class RecoveryAction {
-  fresh,    // the log is empty: first full sync becomes checkpoint 0
-  resume,   // upstream still has our history at or beyond the log end: PSYNC continue
-  restore,  // upstream lost data and is empty: replay checkpoint + log into it
-  adopt,    // upstream holds another dataset; on_unknown_dataset=adopt: new history
-  refuse,   // upstream holds another dataset; on_unknown_dataset=refuse
-};
-
-struct RecoveryPlan {
-  RecoveryAction action = RecoveryAction::refuse;
-  std::string explanation;  // for the log and for -LOADING / readyz
-};
-
-RecoveryPlan plan_recovery(const std::string& log_replid, uint64_t log_end, const UpstreamInfo& up,
-                           config::OnUnknownDataset on_unknown);
 
 }  // namespace dp::upstream
