@@ -239,14 +239,13 @@ void Proxy::control_up() {
 }
 
 void Proxy::control_down(const std::string& reason) {
-  if (shutting_down_) return;
+  if (stopping()) return;
   LOG_WARN("control", "%s; retrying in %llu ms", reason.c_str(), static_cast<unsigned long long>(control_backoff_ms_));
   metrics_.inc(admin::Metric::upstream_reconnects_total);
   metrics_.inc(admin::Metric::errors_total, admin::ErrorCause::upstream_io);
-  recovered_ = false;
-  checking_ = false;
-  holding_ = false;
+  hold_since_ms_.reset();
   if (restorer_) restorer_->abort("control connection lost: " + reason);
+  enter(recovery::State::starting, "control connection lost: " + reason);
   set_serving(false, "upstream " + cfg_.upstream.str() + " unavailable: " + reason);
   control_retry_at_ = uv_now(&loop_) + control_backoff_ms_;
   control_backoff_ms_ = std::min<uint64_t>(control_backoff_ms_ * 2, 5000);
@@ -269,7 +268,6 @@ void Proxy::load_command_table() {
     LOG_INFO("control", "command table: %zu commands", table->size());
     ctx_.table = std::shared_ptr<const commands::CommandTable>(std::move(table));
     if (tracker_) tracker_->set_table(ctx_.table);
-    table_loaded_ = true;
     (void)err;
     if (gate_)
       for (uint64_t id : gate_->unanswered_probes()) send_probe(id);
@@ -303,34 +301,49 @@ void Proxy::check_sync_delay() {
   });
 }
 
+void Proxy::enter(recovery::State next, const std::string& why) {
+  if (next == state_) return;
+  if (!recovery::transition_allowed(state_, next))
+    LOG_WARN("recovery", "unexpected move %s -> %s (%s)", recovery::to_string(state_), recovery::to_string(next),
+             why.c_str());
+  LOG_INFO("recovery", "%s -> %s: %s", recovery::to_string(state_), recovery::to_string(next), why.c_str());
+  state_ = next;
+}
+
 void Proxy::check_recovery() {
   if (!gate_) {
-    recovered_ = true;
+    enter(recovery::State::serving, "durability is off: nothing to recover");
     set_serving(true, "");
     return;
   }
-  if (checking_ || restorer_) return;
+  if (state_ == recovery::State::checking || state_ == recovery::State::clearing || restorer_) return;
   // This check answers any retry that was pending (a link drop during a
   // control reconnect would otherwise re-check a healthy upstream later).
   link_retry_at_ = 0;
-  if (recovered_ && link_streaming_) return;  // verified and streaming: nothing to decide
-  checking_ = true;
+  if (state_ == recovery::State::serving) return;  // verified and streaming: nothing to decide
+  ask_upstream(false);
+}
+
+void Proxy::ask_upstream(bool leftover_checked) {
+  link_retry_at_ = 0;
+  enter(recovery::State::checking, "asking upstream " + cfg_.upstream.str() + " for its replication state");
   // The log end when INFO is sent: every logged byte came from the upstream,
   // so an upstream that still has our history answers an offset >= this.
   // The log end when the answer arrives may be larger (the stream kept
   // flowing) and must not be compared with the older INFO offset.
   const uint64_t end_at_request = log_->end_offset();
-  control_->command({"INFO", "replication"}, [this, end_at_request](const redisReply* r, const std::string&) {
-    if (!r) return;
+  control_->command({"INFO", "replication"}, [this, end_at_request, leftover_checked](const redisReply* r,
+                                                                                     const std::string&) {
+    if (!r) return;  // control_down moved to starting
     if (r->type != REDIS_REPLY_STRING) return recheck_later("INFO replication", r);
-    control_->command({"INFO", "keyspace"}, [this, end_at_request, repl = std::string(r->str, r->len)](
-                                              const redisReply* k, const std::string&) {
-      checking_ = false;
+    control_->command({"INFO", "keyspace"}, [this, end_at_request, leftover_checked,
+                                             repl = std::string(r->str, r->len)](const redisReply* k,
+                                                                                 const std::string&) {
       if (!k) return;
       if (k->type != REDIS_REPLY_STRING) return recheck_later("INFO keyspace", k);
       upstream::UpstreamInfo up = upstream::parse_upstream_info(repl, std::string(k->str, k->len));
       if (!up.parsed) return recheck_later("INFO replication (no role: field)", nullptr);
-      decide(up, end_at_request);
+      decide(up, end_at_request, leftover_checked);
     });
   });
 }
@@ -340,30 +353,26 @@ void Proxy::check_recovery() {
 // an error taken as empty text would read as "lost everything, holds no
 // keys" and start a restore over a live dataset.  Decide nothing; ask again.
 void Proxy::recheck_later(const char* what, const redisReply* r) {
-  checking_ = false;
   std::string answer = r && (r->type == REDIS_REPLY_ERROR || r->type == REDIS_REPLY_STATUS) && r->str
                            ? std::string(r->str, r->len)
                            : "an answer that is not text";
   LOG_WARN("recovery", "%s to upstream %s got %s; deciding nothing, asking again in %llu ms", what,
            cfg_.upstream.str().c_str(), answer.c_str(), static_cast<unsigned long long>(link_backoff_ms_));
+  enter(recovery::State::waiting, std::string(what) + " not answered");
   link_retry_at_ = uv_now(&loop_) + link_backoff_ms_;
   link_backoff_ms_ = std::min<uint64_t>(link_backoff_ms_ * 2, 5000);
 }
 
-void Proxy::decide(const upstream::UpstreamInfo& up, uint64_t end_at_request) {
-  if (up.role == "slave" && clear_leftover_restore()) return;  // proxy_restore.cc
+void Proxy::decide(const upstream::UpstreamInfo& up, uint64_t end_at_request, bool leftover_checked) {
+  if (up.role == "slave" && !leftover_checked) return clear_leftover_restore();  // proxy_restore.cc
   const std::string ours = log_->replid();
   const uint64_t end = log_->end_offset();
   recovery::RecoveryPlan plan = recovery::plan_recovery(ours, std::min(end, end_at_request), up, cfg_.on_unknown_dataset);
   LOG_INFO("recovery", "%s", plan.explanation.c_str());
-  // A refusal lasts only while its decision does: a later decision (the
-  // operator wiped or fixed the upstream) must not find it still set, or
-  // the restored, streaming upstream would stay -LOADING.
-  refused_ = plan.action == recovery::RecoveryAction::refuse;
-  if (plan.action != recovery::RecoveryAction::resume && holding_) {
+  if (plan.action != recovery::RecoveryAction::resume && hold_since_ms_) {
     // Only a continued stream proves the held sessions' data; anything else
     // (a full resync, a restore, a refusal) ends the hold.
-    holding_ = false;
+    hold_since_ms_.reset();
     set_serving(false, plan.explanation);
   }
   switch (plan.action) {
@@ -378,7 +387,9 @@ void Proxy::decide(const upstream::UpstreamInfo& up, uint64_t end_at_request) {
       start_restore(plan);
       break;
     case recovery::RecoveryAction::refuse:
-      refused_ = true;
+      // Lasts only until the next decision (tick() asks again every 5 s):
+      // the operator may wipe or fix the upstream.
+      enter(recovery::State::refused, "unknown dataset, recovery.on_unknown_dataset is 'refuse'");
       set_serving(false, plan.explanation);
       LOG_ERROR("recovery", "%s", plan.explanation.c_str());
       break;
@@ -397,7 +408,8 @@ void Proxy::start_replica_link(const std::string& replid, uint64_t offset) {
     lo.client_name = kReplicaLinkName;
     link_ = std::make_unique<upstream::ReplicaLink>(&loop_, lo, this);
   }
-  recovered_ = true;
+  enter(recovery::State::syncing, replid.empty() ? std::string("PSYNC ? -1 (a new history)")
+                                                 : "PSYNC " + replid + " " + std::to_string(offset + 1));
   link_->durable(log_->durable_offset());
   link_->start(replid, offset);
 }
@@ -447,8 +459,8 @@ void Proxy::restart_link(const std::string& why) {
     old->close([old] { delete old; });  // its close callbacks run on a later loop turn
   }
   link_streaming_ = false;
-  recovered_ = false;
-  holding_ = false;
+  if (verified()) enter(recovery::State::waiting, "replication link restarted: " + why);
+  hold_since_ms_.reset();
   metrics_.inc(admin::Metric::errors_total, admin::ErrorCause::replica_link);
   set_serving(false, "replication link restarted: " + why);
   link_retry_at_ = uv_now(&loop_) + link_backoff_ms_;
@@ -489,17 +501,18 @@ void Proxy::on_state(upstream::LinkState state, const std::string& reason) {
   if (streaming && !link_streaming_) {
     link_backoff_ms_ = 100;
     LOG_INFO("replica", "replication stream flowing at offset %llu%s", static_cast<unsigned long long>(log_->end_offset()),
-             holding_ ? "; releasing the held replies" : "");
+             hold_since_ms_ ? "; releasing the held replies" : "");
   }
   link_streaming_ = streaming;
-  if (streaming && recovered_ && !refused_) {
-    holding_ = false;
+  if (streaming && verified()) {
+    hold_since_ms_.reset();
     verified_control_gen_ = control_gen_;
+    enter(recovery::State::serving, "replication stream flowing");
     set_serving(true, "");
     for (uint64_t id : gate_->unanswered_probes()) send_probe(id);
   }
   if (state == upstream::LinkState::disconnected) {
-    if (shutting_down_) return;
+    if (stopping()) return;
     if (history_) {
       LOG_WARN("replica", "full resync at offset %llu cut after %llu RDB bytes: not adopted; the log keeps replid %s",
                static_cast<unsigned long long>(history_->offset()),
@@ -511,19 +524,19 @@ void Proxy::on_state(upstream::LinkState state, const std::string& reason) {
     metrics_.inc(admin::Metric::errors_total, admin::ErrorCause::replica_link);
     // Same process: the control connection that was up when the link was
     // verified never dropped, so the upstream still holds its data.
-    const bool same_process = ((was_streaming && recovered_) || holding_) && ctx_.serving && control_ &&
-                              control_->up() && verified_control_gen_ == control_gen_ && !refused_;
-    recovered_ = false;
+    const bool same_process = ((was_streaming && verified()) || hold_since_ms_) && ctx_.serving && control_ &&
+                              control_->up() && verified_control_gen_ == control_gen_ &&
+                              state_ != recovery::State::refused;
+    if (verified()) enter(recovery::State::waiting, "replication link down: " + reason);
     if (same_process) {
-      if (!holding_) holding_since_ms_ = uv_now(&loop_);
-      holding_ = true;
+      if (!hold_since_ms_) hold_since_ms_ = uv_now(&loop_);
       LOG_WARN("replica", "%s; the upstream process is the same (its control connection never dropped): "
                "sessions go on, replies are held until the link is back (re-checking in %llu ms)",
                reason.c_str(), static_cast<unsigned long long>(link_backoff_ms_));
     } else {
       LOG_WARN("replica", "%s; re-checking the upstream in %llu ms", reason.c_str(),
                static_cast<unsigned long long>(link_backoff_ms_));
-      holding_ = false;
+      hold_since_ms_.reset();
       set_serving(false, "replication link down: " + reason);
     }
     link_retry_at_ = uv_now(&loop_) + link_backoff_ms_;
@@ -532,7 +545,7 @@ void Proxy::on_state(upstream::LinkState state, const std::string& reason) {
 }
 
 void Proxy::set_serving(bool serving, const std::string& why) {
-  ctx_.serving = serving && !shutting_down_;
+  ctx_.serving = serving && !stopping();
   if (!serving) {
     not_ready_ = why;
     ctx_.not_serving = "LOADING durable-proxy: " + why;
@@ -561,7 +574,7 @@ void Proxy::send_probe(uint64_t id) {
     // An offset is only meaningful for the upstream history the log follows:
     // a restarted upstream answers small offsets before recovery notices it.
     // Unanswered probes are sent again once the stream flows (on_state).
-    if (!recovered_ || !link_streaming_) return;
+    if (state_ != recovery::State::serving) return;
     if (gate_) gate_->probe_answered(id, offset);
   });
 }
@@ -606,12 +619,12 @@ void Proxy::on_tick(uv_timer_t* t) { static_cast<Proxy*>(t->data)->tick(); }
 void Proxy::tick() {
   uint64_t now = uv_now(&loop_);
   ctx_.now_ms = now;
-  if (shutting_down_) {
+  if (stopping()) {
     if (sessions_.empty()) return finish_shutdown();
-    if (now >= shutdown_deadline_ && !shutdown_expired_) {
+    if (now >= shutdown_deadline_ && shutdown_ == Shutdown::draining) {
       // Held replies fail with their reason; a short grace lets the errors
       // reach the clients, whose sessions then close themselves.
-      shutdown_expired_ = true;
+      shutdown_ = Shutdown::expiring;
       if (gate_)
         gate_->expire(now, 0, "durable-proxy is shutting down: shutdown.timeout (" +
                                   std::to_string(cfg_.shutdown_timeout_ms) + " ms) passed before the write was durable",
@@ -630,17 +643,16 @@ void Proxy::tick() {
     probe_retry_ = false;
     for (uint64_t id : gate_->unanswered_probes()) send_probe(id);
   }
-  if (link_retry_at_ && now >= link_retry_at_ && control_ && control_->up() && table_loaded_) {
+  if (link_retry_at_ && now >= link_retry_at_ && control_ && control_->up() && ctx_.table) {
     link_retry_at_ = 0;
     check_recovery();
   }
-  if (refused_ && control_ && control_->up() && now % 5000 < kTickMs) {
-    refused_ = false;
+  if (state_ == recovery::State::refused && control_ && control_->up() && now % 5000 < kTickMs) {
     check_recovery();  // the operator may have fixed it
   }
-  if (holding_ && now - holding_since_ms_ > cfg_.hold_timeout_ms) {
+  if (hold_since_ms_ && now - *hold_since_ms_ > cfg_.hold_timeout_ms) {
     // Held replies are failing by now: stop taking commands the log cannot follow.
-    holding_ = false;
+    hold_since_ms_.reset();
     set_serving(false, (history_ ? "the upstream " + cfg_.upstream.str() +
                                        " is sending the proxy a full resync; nothing is acknowledged until its "
                                        "checkpoint is durable"
@@ -674,12 +686,12 @@ void Proxy::on_signal(uv_signal_t* s, int signum) {
 }
 
 void Proxy::begin_shutdown(const char* why) {
-  if (shutting_down_) {
+  if (stopping()) {
     finish_shutdown();  // second signal: stop now
     return;
   }
   LOG_INFO("proxy", "%s: stopping; delivering held replies (up to %u ms)", why, cfg_.shutdown_timeout_ms);
-  shutting_down_ = true;
+  shutdown_ = Shutdown::draining;
   ctx_.serving = false;
   ctx_.not_serving = "LOADING durable-proxy is shutting down";
   if (listening_) {
@@ -694,9 +706,8 @@ void Proxy::begin_shutdown(const char* why) {
 }
 
 void Proxy::finish_shutdown() {
-  static bool done = false;
-  if (done) return;
-  done = true;
+  if (shutdown_ == Shutdown::closed) return;
+  shutdown_ = Shutdown::closed;
   std::vector<Session*> all;
   for (auto& [id, s] : sessions_) all.push_back(s);
   if (!all.empty()) LOG_WARN("proxy", "closing %zu clients with replies still due", all.size());
