@@ -44,7 +44,6 @@ Proxy::Proxy(config::Config cfg) : cfg_(std::move(cfg)) {}
 Proxy::~Proxy() {
   // Sessions and handles are gone once run() returned; the log's destructor
   // does the final fsync.
-  history_.reset();
   checkpointer_.reset();
   link_.reset();
   control_.reset();
@@ -271,7 +270,7 @@ void Proxy::tick() {
   if (hold_since_ms_ && now - *hold_since_ms_ > cfg_.hold_timeout_ms) {
     // Held replies are failing by now: stop taking commands the log cannot follow.
     hold_since_ms_.reset();
-    set_serving(false, (history_ ? "the upstream " + cfg_.upstream.str() +
+    set_serving(false, (switching_history() ? "the upstream " + cfg_.upstream.str() +
                                        " is sending the proxy a full resync; nothing is acknowledged until its "
                                        "checkpoint is durable"
                                  : "replication link to upstream " + cfg_.upstream.str() + " is down") +
@@ -281,7 +280,7 @@ void Proxy::tick() {
   if (checkpointer_) checkpointer_->tick();
   if (gate_) {
     std::string why = ctx_.log_failed ? "the durable log failed: " + ctx_.log_failure
-                      : history_ ? "the upstream " + cfg_.upstream.str() +
+                      : switching_history() ? "the upstream " + cfg_.upstream.str() +
                                        " is sending the proxy a full resync; nothing is acknowledged until its "
                                        "checkpoint is durable"
                       : !link_streaming_ ? "replication link to upstream " + cfg_.upstream.str() + " is down"

@@ -25,7 +25,6 @@
 #include "config/config.h"
 #include "log/checkpoint_store.h"
 #include "log/durable_log.h"
-#include "log/history_switch.h"
 #include "proxy/admin/admin_server.h"
 #include "proxy/admin/atomic_histogram.h"
 #include "proxy/admin/metrics.h"
@@ -88,6 +87,11 @@ class Proxy : public upstream::ReplicaLink::Listener {
   // abandons a history switch in progress, stops serving with `why` and
   // re-checks the upstream after the link backoff.
   void restart_link(const std::string& why);
+  // A full resync of the main link in progress (the Checkpointer writes
+  // it): the old history stands until its commit.
+  bool switching_history() const { return checkpointer_ && checkpointer_->history_running(); }
+  void history_switched(const Checkpointer::HistoryResult& r);
+  void serve_if_verified();  // the stream flows after a decision: serve
   void start_restore(const recovery::RecoveryPlan& plan);  // proxy_restore.cc
   void restore_finished(const RestoreResult& result);
   void clear_leftover_restore();
@@ -127,9 +131,10 @@ class Proxy : public upstream::ReplicaLink::Listener {
   std::unique_ptr<upstream::ReplicaLink> link_;
   std::unique_ptr<log::DurableLog> log_;
   std::unique_ptr<log::CheckpointStore> checkpoints_;
-  // A full resync of the main link in progress: the old history stands
-  // until its commit (log/history_switch.h).
-  std::unique_ptr<log::HistorySwitch> history_;
+  // Stream bytes after a full resync's RDB that arrive while its checkpoint
+  // commits on the pool: logged once the log follows the new history.
+  std::string held_stream_;
+  uint64_t held_stream_first_ = 0;
   std::unique_ptr<gate::DurabilityGate> gate_;
   std::unique_ptr<StreamTracker> tracker_;
   std::unique_ptr<Checkpointer> checkpointer_;  // checkpoints on a second replica connection

@@ -123,6 +123,11 @@ void Proxy::check_recovery() {
   // control reconnect would otherwise re-check a healthy upstream later).
   link_retry_at_ = 0;
   if (state_ == recovery::State::serving) return;  // verified and streaming: nothing to decide
+  if (checkpointer_ && checkpointer_->history_committing()) {
+    // The log is about to follow the resync's history: decide from that.
+    link_retry_at_ = uv_now(&loop_) + 20;
+    return;
+  }
   ask_upstream(false);
 }
 

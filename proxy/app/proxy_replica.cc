@@ -6,46 +6,66 @@
 
 namespace dp {
 
+// The full resync's RDB goes to the Checkpointer, which writes, fsyncs and
+// commits it on libuv's pool (proxy/checkpoint/checkpointer.h); the log
+// switches to the new history once the commit is done (history_switched).
+// Until then nothing is served, stream bytes wait in held_stream_ and no
+// ACK claims more than 0.
 void Proxy::on_full_resync(const std::string& replid, uint64_t offset) {
   LOG_INFO("replica", "full resync: replid %s offset %llu; writing its checkpoint (the log keeps replid %s until "
            "it is durable)", replid.c_str(), static_cast<unsigned long long>(offset),
            log_->replid().empty() ? "(none)" : log_->replid().c_str());
-  if (checkpointer_) checkpointer_->abandon("the main replica link began a full resync");
+  held_stream_.clear();
+  Checkpointer::HistoryHooks hooks;
+  hooks.pause = [this] { if (link_) link_->pause(); };
+  hooks.resume = [this] { if (link_) link_->resume(); };
+  hooks.done = [this](const Checkpointer::HistoryResult& r) { history_switched(r); };
   std::string error;
-  history_ = log::HistorySwitch::begin(checkpoints_.get(), log_.get(), replid, offset, &error);
-  if (!history_) restart_link("cannot store the full resync's checkpoint: " + error);
+  if (!checkpointer_->begin_history(replid, offset, std::move(hooks), &error))
+    restart_link("cannot store the full resync's checkpoint: " + error);
 }
 
 void Proxy::on_rdb_data(std::string_view bytes) {
-  std::string error;
-  if (history_ && !history_->write(bytes, &error)) restart_link("cannot store the full resync's checkpoint: " + error);
+  if (switching_history()) checkpointer_->history_data(bytes);
 }
 
 void Proxy::on_rdb_done() {
-  if (!history_) return restart_link("the full resync's checkpoint was not stored");
-  std::unique_ptr<log::HistorySwitch> sw = std::move(history_);
-  std::string error;
-  uint64_t t0 = uv_hrtime();
-  if (!sw->commit(&error)) {
-    metrics_.inc(admin::Metric::errors_total, admin::ErrorCause::checkpoint);
-    return restart_link("cannot commit the full resync's checkpoint (the log keeps its history): " + error);
+  if (!switching_history()) return restart_link("the full resync's checkpoint was not stored");
+  link_->durable(0);  // the new history's base is not durable yet: the first ACK claims nothing
+  checkpointer_->history_complete();
+}
+
+void Proxy::history_switched(const Checkpointer::HistoryResult& r) {
+  std::string held;
+  held.swap(held_stream_);
+  if (!r.ok) {
+    if (r.at_commit) metrics_.inc(admin::Metric::errors_total, admin::ErrorCause::checkpoint);
+    return restart_link(r.error);
   }
   // The new history is adopted: its base is durable, the log restarts at C.
-  tracker_->reset(sw->offset());
-  tracked_end_ = sw->offset();
+  tracker_->reset(r.offset);
+  tracked_end_ = r.offset;
   metrics_.inc(admin::Metric::checkpoints_total);
-  metrics_.observe(admin::Metric::checkpoint_seconds, double(uv_hrtime() - t0) / 1e9);
-  metrics_.set(admin::Metric::checkpoint_offset, double(sw->offset()));
+  metrics_.observe(admin::Metric::checkpoint_seconds, r.commit_seconds);
+  metrics_.set(admin::Metric::checkpoint_offset, double(r.offset));
   LOG_INFO("checkpoint", "checkpoint at offset %llu: %llu bytes; the log follows replid %s from there",
-           static_cast<unsigned long long>(sw->offset()), static_cast<unsigned long long>(sw->rdb_bytes()),
-           sw->replid().c_str());
+           static_cast<unsigned long long>(r.offset), static_cast<unsigned long long>(r.rdb_bytes),
+           r.replid.c_str());
+  if (!link_) return;
   link_->durable(log_->durable_offset());
+  if (!held.empty()) on_stream(held, held_stream_first_);  // what arrived during the commit
+  if (link_ && log_->unsynced_bytes() <= cfg_.max_unsynced_bytes) link_->resume();
+  serve_if_verified();
 }
 
 void Proxy::restart_link(const std::string& why) {
   LOG_WARN("replica", "%s; restarting the replication link in %llu ms", why.c_str(),
            static_cast<unsigned long long>(link_backoff_ms_));
-  history_.reset();  // an unfinished switch: the temp checkpoint goes, the old history stands
+  // An unfinished switch: the temp checkpoint goes, the old history stands.
+  // A commit in flight finishes (history_switched then finds no link).
+  if (switching_history() && !checkpointer_->history_committing())
+    checkpointer_->abandon("the main replica link restarted");
+  held_stream_.clear();
   if (link_) {
     upstream::ReplicaLink* old = link_.release();
     old->close([old] { delete old; });  // its close callbacks run on a later loop turn
@@ -71,6 +91,12 @@ void Proxy::on_continue(const std::string& new_replid) {
 }
 
 void Proxy::on_stream(std::string_view bytes, uint64_t first_offset) {
+  if (switching_history()) {  // the stream after C: logged once the log follows C
+    if (held_stream_.empty()) held_stream_first_ = first_offset;
+    held_stream_.append(bytes);
+    if (held_stream_.size() > cfg_.max_unsynced_bytes) link_->pause();  // resumed by history_switched
+    return;
+  }
   if (first_offset != log_->end_offset() + 1) {
     LOG_ERROR("replica", "stream gap: got offset %llu, log ends at %llu; resynchronising",
               static_cast<unsigned long long>(first_offset), static_cast<unsigned long long>(log_->end_offset()));
@@ -96,21 +122,17 @@ void Proxy::on_state(upstream::LinkState state, const std::string& reason) {
              hold_since_ms_ ? "; releasing the held replies" : "");
   }
   link_streaming_ = streaming;
-  if (streaming && verified()) {
-    hold_since_ms_.reset();
-    verified_control_gen_ = control_gen_;
-    enter(recovery::State::serving, "replication stream flowing");
-    set_serving(true, "");
-    for (uint64_t id : gate_->unanswered_probes()) send_probe(id);
-  }
+  if (streaming) serve_if_verified();
   if (state == upstream::LinkState::disconnected) {
     if (stopping()) return;
-    if (history_) {
+    // A resync whose RDB is whole is committing and goes on (the stream
+    // already held is valid); one cut before is dropped.
+    if (switching_history() && !checkpointer_->history_committing()) {
       LOG_WARN("replica", "full resync at offset %llu cut after %llu RDB bytes: not adopted; the log keeps replid %s",
-               static_cast<unsigned long long>(history_->offset()),
-               static_cast<unsigned long long>(history_->rdb_bytes()),
+               static_cast<unsigned long long>(checkpointer_->snapshot_offset()),
+               static_cast<unsigned long long>(checkpointer_->snapshot_bytes()),
                log_->replid().empty() ? "(none)" : log_->replid().c_str());
-      history_.reset();
+      checkpointer_->abandon("the main replica link was cut during its full resync");
     }
     metrics_.inc(admin::Metric::upstream_reconnects_total);
     metrics_.inc(admin::Metric::errors_total, admin::ErrorCause::replica_link);
@@ -134,6 +156,15 @@ void Proxy::on_state(upstream::LinkState state, const std::string& reason) {
     link_retry_at_ = uv_now(&loop_) + link_backoff_ms_;
     link_backoff_ms_ = std::min<uint64_t>(link_backoff_ms_ * 2, 5000);
   }
+}
+
+void Proxy::serve_if_verified() {
+  if (!link_streaming_ || !verified() || switching_history()) return;
+  hold_since_ms_.reset();
+  verified_control_gen_ = control_gen_;
+  enter(recovery::State::serving, "replication stream flowing");
+  set_serving(true, "");
+  for (uint64_t id : gate_->unanswered_probes()) send_probe(id);
 }
 
 void Proxy::send_probe(uint64_t id) {
@@ -166,7 +197,7 @@ void Proxy::durable_moved() {
   if (log_->failed()) return log_failed(log_->failure_reason());
   uint64_t d = log_->durable_offset();
   gate_->durable(d);
-  if (link_) {
+  if (link_ && !switching_history()) {  // history_switched() reports the new base
     link_->durable(d);
     if (log_->unsynced_bytes() < cfg_.max_unsynced_bytes / 2) link_->resume();
   }
