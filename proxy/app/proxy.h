@@ -137,7 +137,7 @@ class Proxy : public upstream::ReplicaLink::Listener {
   uint64_t held_stream_first_ = 0;
   std::unique_ptr<gate::DurabilityGate> gate_;
   std::unique_ptr<StreamTracker> tracker_;
-  std::unique_ptr<Checkpointer> checkpointer_;  // checkpoints on a second replica connection
+  std::unique_ptr<Checkpointer> checkpointer_;  // every checkpoint write: its own link's, the main link's resyncs
   std::unique_ptr<Restorer> restorer_;  // while a restore runs
 
   std::unordered_map<uint64_t, Session*> sessions_;
@@ -147,7 +147,7 @@ class Proxy : public upstream::ReplicaLink::Listener {
   recovery::State state_ = recovery::State::starting;
   // A hold in progress, since this time: the link dropped but the upstream
   // is the same process, so sessions keep forwarding and replies are held
-  // until the link is back and verified (spans waiting, checking, syncing).
+  // until the link is back and verified (spans waiting, checking, clearing, syncing).
   // A hold longer than durability.hold_timeout stops serving.
   std::optional<uint64_t> hold_since_ms_;
   std::string not_ready_;         // why the proxy does not serve

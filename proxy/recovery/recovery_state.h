@@ -15,8 +15,11 @@
 //
 // A hold (the link dropped but the upstream process is the same: sessions
 // go on, replies wait) is not a state of its own: it spans `waiting`,
-// `checking` and `syncing` until the stream flows again or a decision other
-// than resume ends it; the proxy keeps it as the time it began.
+// `checking`, `clearing` and `syncing` until the stream flows again or a
+// decision other than resume ends it; the proxy keeps it as the time it
+// began.  Nor is a full resync of the main link (log/FORMAT.md "History
+// switch"): it is the link's, and goes on whatever the control connection
+// does; the proxy does not serve or decide while it commits.
 //
 // Pure: no I/O; any thread.
 #pragma once
