@@ -1,3 +1,8 @@
+// The proxy's wiring: start-up (the log, the gate, the listener, the admin
+// server, the links), the accept loop and the timers.  The rest of Proxy:
+// proxy_recovery.cc (the recovery state machine), proxy_restore.cc,
+// proxy_replica.cc (the main replica link and durability), proxy_status.cc,
+// proxy_checkpoint.cc, proxy_shutdown.cc.
 #include "proxy/app/proxy.h"
 
 #include <netdb.h>
@@ -6,10 +11,8 @@
 #include <cstring>
 
 #include "proxy/base/logger.h"
-#include "proxy/resp/value.h"
 #include "proxy/session/session.h"
 #include "proxy/upstream/connection_names.h"
-#include "proxy/upstream/upstream_info.h"
 
 namespace dp {
 
@@ -41,7 +44,6 @@ Proxy::Proxy(config::Config cfg) : cfg_(std::move(cfg)) {}
 Proxy::~Proxy() {
   // Sessions and handles are gone once run() returned; the log's destructor
   // does the final fsync.
-  history_.reset();
   checkpointer_.reset();
   link_.reset();
   control_.reset();
@@ -210,312 +212,8 @@ void Proxy::on_accept(uv_stream_t* server, int status) {
   s->accept(server);
 }
 
-// ---------------------------------------------------------------- upstream
-
-void Proxy::control_up() {
-  control_backoff_ms_ = 100;
-  control_gen_++;
-  LOG_INFO("control", "connected to upstream %s", cfg_.upstream.str().c_str());
-  load_command_table();
-}
-
-void Proxy::control_down(const std::string& reason) {
-  if (shutting_down_) return;
-  LOG_WARN("control", "%s; retrying in %llu ms", reason.c_str(), static_cast<unsigned long long>(control_backoff_ms_));
-  metrics_.inc(admin::Metric::upstream_reconnects_total);
-  metrics_.inc(admin::Metric::errors_total, admin::ErrorCause::upstream_io);
-  recovered_ = false;
-  checking_ = false;
-  holding_ = false;
-  if (restorer_) restorer_->abort("control connection lost: " + reason);
-  set_serving(false, "upstream " + cfg_.upstream.str() + " unavailable: " + reason);
-  control_retry_at_ = uv_now(&loop_) + control_backoff_ms_;
-  control_backoff_ms_ = std::min<uint64_t>(control_backoff_ms_ * 2, 5000);
-}
-
-void Proxy::load_command_table() {
-  control_->command({"COMMAND"}, [this](const resp::Value* r, const std::string& err) {
-    if (!r) return;  // link dropped; control_down handles it
-    commands::TableOptions to;
-    to.trust_script_keys = cfg_.trust_script_keys;
-    std::string error;
-    std::unique_ptr<commands::CommandTable> table;
-    if (r->type == resp::Value::Type::array) table = commands::CommandTable::from_command_reply(*r, to, &error);
-    else error = r->type == resp::Value::Type::error ? r->str : "unexpected reply type";
-    if (!table) {
-      LOG_WARN("control", "cannot read COMMAND from upstream %s (%s): every unknown command is treated as a write",
-               cfg_.upstream.str().c_str(), error.c_str());
-      table = commands::CommandTable::builtin(to);
-    }
-    LOG_INFO("control", "command table: %zu commands", table->size());
-    ctx_.table = std::shared_ptr<const commands::CommandTable>(std::move(table));
-    if (tracker_) tracker_->set_table(ctx_.table);
-    table_loaded_ = true;
-    (void)err;
-    if (gate_)
-      for (uint64_t id : gate_->unanswered_probes()) send_probe(id);
-    check_recovery();
-    if (gate_) check_sync_delay();
-  });
-}
-
-// A diskless primary waits repl-diskless-sync-delay seconds (5 by default)
-// before the RDB child of a full sync starts, for more replicas to join; a
-// replica cannot ask for less (replication.c: only repl-diskless-sync-max-
-// replicas, checked by the 1 Hz cron, or no "capa eof", i.e. an RDB file on
-// the upstream's disk, start it sooner).  The first start and every
-// checkpoint pay it, so say so once per control connection.
-void Proxy::check_sync_delay() {
-  control_->command({"CONFIG", "GET", "repl-diskless-sync*"}, [this](const resp::Value* r, const std::string&) {
-    if (!r || r->type != resp::Value::Type::array) return;  // e.g. CONFIG denied by an ACL: nothing to say
-    std::string diskless, delay;
-    for (size_t i = 0; i + 1 < r->elems.size(); i += 2) {
-      const resp::Value* k = &r->elems[i];
-      const resp::Value* v = &r->elems[i + 1];
-      if (k->type != resp::Value::Type::bulk || v->type != resp::Value::Type::bulk) continue;
-      const std::string& name = k->str;
-      if (name == "repl-diskless-sync") diskless = v->str;
-      if (name == "repl-diskless-sync-delay") delay = v->str;
-    }
-    if (diskless == "yes" && !delay.empty() && delay != "0")
-      LOG_WARN("control", "upstream %s has repl-diskless-sync-delay %s: the proxy's first full sync and every "
-               "checkpoint wait %s s before the upstream starts sending; set it to 0 (deploy/valkey.conf)",
-               cfg_.upstream.str().c_str(), delay.c_str(), delay.c_str());
-  });
-}
-
-void Proxy::check_recovery() {
-  if (!gate_) {
-    recovered_ = true;
-    set_serving(true, "");
-    return;
-  }
-  if (checking_ || restorer_) return;
-  // This check answers any retry that was pending (a link drop during a
-  // control reconnect would otherwise re-check a healthy upstream later).
-  link_retry_at_ = 0;
-  if (recovered_ && link_streaming_) return;  // verified and streaming: nothing to decide
-  checking_ = true;
-  // The log end when INFO is sent: every logged byte came from the upstream,
-  // so an upstream that still has our history answers an offset >= this.
-  // The log end when the answer arrives may be larger (the stream kept
-  // flowing) and must not be compared with the older INFO offset.
-  const uint64_t end_at_request = log_->end_offset();
-  // INFO cluster's cluster_enabled: a cluster replica is never restored.
-  control_->command({"INFO", "replication", "cluster"}, [this, end_at_request](const resp::Value* r,
-                                                                                const std::string&) {
-    if (!r) return;
-    if (r->type != resp::Value::Type::bulk) return recheck_later("INFO replication", r);
-    control_->command({"INFO", "keyspace"}, [this, end_at_request, repl = r->str](
-                                              const resp::Value* k, const std::string&) {
-      checking_ = false;
-      if (!k) return;
-      if (k->type != resp::Value::Type::bulk) return recheck_later("INFO keyspace", k);
-      upstream::UpstreamInfo up = upstream::parse_upstream_info(repl, k->str);
-      if (!up.parsed) return recheck_later("INFO replication (no role: field)", nullptr);
-      decide(up, end_at_request);
-    });
-  });
-}
-
-// An upstream that cannot answer INFO right now (-BUSY while a script runs
-// past its time limit, -LOADING, an ACL error) tells nothing about its data:
-// an error taken as empty text would read as "lost everything, holds no
-// keys" and start a restore over a live dataset.  Decide nothing; ask again.
-void Proxy::recheck_later(const char* what, const resp::Value* r) {
-  checking_ = false;
-  std::string answer = r && (r->type == resp::Value::Type::error || r->type == resp::Value::Type::simple)
-                           ? r->str
-                           : "an answer that is not text";
-  LOG_WARN("recovery", "%s to upstream %s got %s; deciding nothing, asking again in %llu ms", what,
-           cfg_.upstream.str().c_str(), answer.c_str(), static_cast<unsigned long long>(link_backoff_ms_));
-  link_retry_at_ = uv_now(&loop_) + link_backoff_ms_;
-  link_backoff_ms_ = std::min<uint64_t>(link_backoff_ms_ * 2, 5000);
-}
-
-void Proxy::decide(const upstream::UpstreamInfo& up, uint64_t end_at_request) {
-  if (up.role == "slave" && clear_leftover_restore()) return;  // proxy_restore.cc
-  const std::string ours = log_->replid();
-  const uint64_t end = log_->end_offset();
-  upstream::RecoveryPlan plan = upstream::plan_recovery(ours, std::min(end, end_at_request), up, cfg_.on_unknown_dataset);
-  LOG_INFO("recovery", "%s", plan.explanation.c_str());
-  // A refusal lasts only while its decision does: a later decision (the
-  // operator wiped or fixed the upstream) must not find it still set, or
-  // the restored, streaming upstream would stay -LOADING.
-  refused_ = plan.action == upstream::RecoveryAction::refuse;
-  if (plan.action != upstream::RecoveryAction::resume && holding_) {
-    // Only a continued stream proves the held sessions' data; anything else
-    // (a full resync, a restore, a refusal) ends the hold.
-    holding_ = false;
-    set_serving(false, plan.explanation);
-  }
-  switch (plan.action) {
-    case upstream::RecoveryAction::fresh:
-    case upstream::RecoveryAction::adopt:
-      start_replica_link("", 0);
-      break;
-    case upstream::RecoveryAction::resume:
-      start_replica_link(ours, end);
-      break;
-    case upstream::RecoveryAction::restore:
-      start_restore(plan);
-      break;
-    case upstream::RecoveryAction::refuse:
-      refused_ = true;
-      set_serving(false, plan.explanation);
-      LOG_ERROR("recovery", "%s", plan.explanation.c_str());
-      break;
-  }
-}
-
-void Proxy::start_replica_link(const std::string& replid, uint64_t offset) {
-  if (!link_) {
-    upstream::ReplicaLinkOptions lo;
-    lo.host = cfg_.upstream.host;
-    lo.port = cfg_.upstream.port;
-    lo.username = cfg_.upstream_username;
-    lo.password = cfg_.upstream_password;
-    lo.listening_port = cfg_.listen.port;
-    lo.connect_timeout_ms = cfg_.connect_timeout_ms;
-    lo.client_name = kReplicaLinkName;
-    link_ = std::make_unique<upstream::ReplicaLink>(&loop_, lo, this);
-  }
-  recovered_ = true;
-  link_->durable(log_->durable_offset());
-  link_->start(replid, offset);
-}
-
-void Proxy::on_full_resync(const std::string& replid, uint64_t offset) {
-  LOG_INFO("replica", "full resync: replid %s offset %llu; writing its checkpoint (the log keeps replid %s until "
-           "it is durable)", replid.c_str(), static_cast<unsigned long long>(offset),
-           log_->replid().empty() ? "(none)" : log_->replid().c_str());
-  if (checkpointer_) checkpointer_->abandon("the main replica link began a full resync");
-  std::string error;
-  history_ = log::HistorySwitch::begin(checkpoints_.get(), log_.get(), replid, offset, &error);
-  if (!history_) restart_link("cannot store the full resync's checkpoint: " + error);
-}
-
-void Proxy::on_rdb_data(std::string_view bytes) {
-  std::string error;
-  if (history_ && !history_->write(bytes, &error)) restart_link("cannot store the full resync's checkpoint: " + error);
-}
-
-void Proxy::on_rdb_done() {
-  if (!history_) return restart_link("the full resync's checkpoint was not stored");
-  std::unique_ptr<log::HistorySwitch> sw = std::move(history_);
-  std::string error;
-  uint64_t t0 = uv_hrtime();
-  if (!sw->commit(&error)) {
-    metrics_.inc(admin::Metric::errors_total, admin::ErrorCause::checkpoint);
-    return restart_link("cannot commit the full resync's checkpoint (the log keeps its history): " + error);
-  }
-  // The new history is adopted: its base is durable, the log restarts at C.
-  tracker_->reset(sw->offset());
-  tracked_end_ = sw->offset();
-  metrics_.inc(admin::Metric::checkpoints_total);
-  metrics_.observe(admin::Metric::checkpoint_seconds, double(uv_hrtime() - t0) / 1e9);
-  metrics_.set(admin::Metric::checkpoint_offset, double(sw->offset()));
-  LOG_INFO("checkpoint", "checkpoint at offset %llu: %llu bytes; the log follows replid %s from there",
-           static_cast<unsigned long long>(sw->offset()), static_cast<unsigned long long>(sw->rdb_bytes()),
-           sw->replid().c_str());
-  link_->durable(log_->durable_offset());
-}
-
-void Proxy::restart_link(const std::string& why) {
-  LOG_WARN("replica", "%s; restarting the replication link in %llu ms", why.c_str(),
-           static_cast<unsigned long long>(link_backoff_ms_));
-  history_.reset();  // an unfinished switch: the temp checkpoint goes, the old history stands
-  if (link_) {
-    upstream::ReplicaLink* old = link_.release();
-    old->close([old] { delete old; });  // its close callbacks run on a later loop turn
-  }
-  link_streaming_ = false;
-  recovered_ = false;
-  holding_ = false;
-  metrics_.inc(admin::Metric::errors_total, admin::ErrorCause::replica_link);
-  set_serving(false, "replication link restarted: " + why);
-  link_retry_at_ = uv_now(&loop_) + link_backoff_ms_;
-  link_backoff_ms_ = std::min<uint64_t>(link_backoff_ms_ * 2, 5000);
-}
-
-void Proxy::on_continue(const std::string& new_replid) {
-  LOG_INFO("replica", "continuing from offset %llu%s%s", static_cast<unsigned long long>(log_->end_offset()),
-           new_replid.empty() ? "" : " with new replid ", new_replid.c_str());
-  if (!new_replid.empty()) log_->set_replid(new_replid);
-  // The stream goes on at the byte after the log's end; a tracker that saw
-  // every byte up to there keeps its state (a command cut by the drop
-  // continues), otherwise it starts afresh.
-  if (tracked_end_ != log_->end_offset()) tracker_->reset(log_->end_offset());
-  tracked_end_ = log_->end_offset();
-}
-
-void Proxy::on_stream(std::string_view bytes, uint64_t first_offset) {
-  if (first_offset != log_->end_offset() + 1) {
-    LOG_ERROR("replica", "stream gap: got offset %llu, log ends at %llu; resynchronising",
-              static_cast<unsigned long long>(first_offset), static_cast<unsigned long long>(log_->end_offset()));
-    return restart_link("stream gap at offset " + std::to_string(first_offset) + " (log ends at " +
-                        std::to_string(log_->end_offset()) + ")");
-  }
-  log_->append(bytes);
-  tracker_->feed(bytes, first_offset);
-  tracked_end_ = log_->end_offset();
-  metrics_.set(admin::Metric::offset_received, double(log_->end_offset()));
-  if (log_->unsynced_bytes() > cfg_.max_unsynced_bytes) {
-    link_->pause();
-    ctx_.stream_lagging = true;  // sessions stop reading at their next turn
-  }
-}
-
-void Proxy::on_state(upstream::LinkState state, const std::string& reason) {
-  bool streaming = state == upstream::LinkState::streaming;
-  const bool was_streaming = link_streaming_;
-  if (streaming && !link_streaming_) {
-    link_backoff_ms_ = 100;
-    LOG_INFO("replica", "replication stream flowing at offset %llu%s", static_cast<unsigned long long>(log_->end_offset()),
-             holding_ ? "; releasing the held replies" : "");
-  }
-  link_streaming_ = streaming;
-  if (streaming && recovered_ && !refused_) {
-    holding_ = false;
-    verified_control_gen_ = control_gen_;
-    set_serving(true, "");
-    for (uint64_t id : gate_->unanswered_probes()) send_probe(id);
-  }
-  if (state == upstream::LinkState::disconnected) {
-    if (shutting_down_) return;
-    if (history_) {
-      LOG_WARN("replica", "full resync at offset %llu cut after %llu RDB bytes: not adopted; the log keeps replid %s",
-               static_cast<unsigned long long>(history_->offset()),
-               static_cast<unsigned long long>(history_->rdb_bytes()),
-               log_->replid().empty() ? "(none)" : log_->replid().c_str());
-      history_.reset();
-    }
-    metrics_.inc(admin::Metric::upstream_reconnects_total);
-    metrics_.inc(admin::Metric::errors_total, admin::ErrorCause::replica_link);
-    // Same process: the control connection that was up when the link was
-    // verified never dropped, so the upstream still holds its data.
-    const bool same_process = ((was_streaming && recovered_) || holding_) && ctx_.serving && control_ &&
-                              control_->up() && verified_control_gen_ == control_gen_ && !refused_;
-    recovered_ = false;
-    if (same_process) {
-      if (!holding_) holding_since_ms_ = uv_now(&loop_);
-      holding_ = true;
-      LOG_WARN("replica", "%s; the upstream process is the same (its control connection never dropped): "
-               "sessions go on, replies are held until the link is back (re-checking in %llu ms)",
-               reason.c_str(), static_cast<unsigned long long>(link_backoff_ms_));
-    } else {
-      LOG_WARN("replica", "%s; re-checking the upstream in %llu ms", reason.c_str(),
-               static_cast<unsigned long long>(link_backoff_ms_));
-      holding_ = false;
-      set_serving(false, "replication link down: " + reason);
-    }
-    link_retry_at_ = uv_now(&loop_) + link_backoff_ms_;
-    link_backoff_ms_ = std::min<uint64_t>(link_backoff_ms_ * 2, 5000);
-  }
-}
-
 void Proxy::set_serving(bool serving, const std::string& why) {
-  ctx_.serving = serving && !shutting_down_;
+  ctx_.serving = serving && !stopping();
   if (!serving) {
     not_ready_ = why;
     ctx_.not_serving = "LOADING durable-proxy: " + why;
@@ -524,57 +222,6 @@ void Proxy::set_serving(bool serving, const std::string& why) {
   }
 }
 
-// ---------------------------------------------------------------- durability
-
-void Proxy::send_probe(uint64_t id) {
-  if (!control_ || !control_->up()) return;  // re-sent when the link is back
-  control_->role([this, id](bool ok, uint64_t offset, const std::string& err) {
-    if (!ok) {
-      // E.g. -BUSY while a script runs past its time limit: the replies it
-      // covers wait (bounded by hold_timeout) and the probe goes again on
-      // the next tick, so they are released once the server answers.
-      if (control_ && control_->up()) {
-        if (!probe_failing_) LOG_WARN("control", "ROLE probe failed: %s; retrying every tick", err.c_str());
-        probe_failing_ = probe_retry_ = true;
-      }
-      return;
-    }
-    last_probe_offset_ = offset;
-    probe_failing_ = false;
-    // An offset is only meaningful for the upstream history the log follows:
-    // a restarted upstream answers small offsets before recovery notices it.
-    // Unanswered probes are sent again once the stream flows (on_state).
-    if (!recovered_ || !link_streaming_) return;
-    if (gate_) gate_->probe_answered(id, offset);
-  });
-}
-
-void Proxy::on_durable_async(uv_async_t* a) { static_cast<Proxy*>(a->data)->durable_moved(); }
-
-void Proxy::durable_moved() {
-  if (!log_) return;
-  if (log_->failed()) return log_failed(log_->failure_reason());
-  uint64_t d = log_->durable_offset();
-  gate_->durable(d);
-  if (link_) {
-    link_->durable(d);
-    if (log_->unsynced_bytes() < cfg_.max_unsynced_bytes / 2) link_->resume();
-  }
-  if (ctx_.stream_lagging && log_->unsynced_bytes() < cfg_.max_unsynced_bytes / 2) {
-    ctx_.stream_lagging = false;
-    ctx_.held_bytes_dropped();  // resumes reading in every session
-  }
-}
-
-void Proxy::log_failed(const std::string& reason) {
-  if (ctx_.log_failed) return;
-  ctx_.log_failed = true;
-  ctx_.log_failure = reason;
-  LOG_ERROR("log", "durable log failed: %s; no write is acknowledged until restart", reason.c_str());
-  metrics_.set(admin::Metric::log_failed, 1);
-  metrics_.inc(admin::Metric::errors_total, admin::ErrorCause::log_io);
-  gate_->expire(uv_now(&loop_), 0, "the durable log failed: " + reason, /*all=*/true);
-}
 
 // ---------------------------------------------------------------- timers
 
@@ -589,12 +236,12 @@ void Proxy::on_tick(uv_timer_t* t) { static_cast<Proxy*>(t->data)->tick(); }
 void Proxy::tick() {
   uint64_t now = uv_now(&loop_);
   ctx_.now_ms = now;
-  if (shutting_down_) {
+  if (stopping()) {
     if (sessions_.empty()) return finish_shutdown();
-    if (now >= shutdown_deadline_ && !shutdown_expired_) {
+    if (now >= shutdown_deadline_ && shutdown_ == Shutdown::draining) {
       // Held replies fail with their reason; a short grace lets the errors
       // reach the clients, whose sessions then close themselves.
-      shutdown_expired_ = true;
+      shutdown_ = Shutdown::expiring;
       if (gate_)
         gate_->expire(now, 0, "durable-proxy is shutting down: shutdown.timeout (" +
                                   std::to_string(cfg_.shutdown_timeout_ms) + " ms) passed before the write was durable",
@@ -613,18 +260,17 @@ void Proxy::tick() {
     probe_retry_ = false;
     for (uint64_t id : gate_->unanswered_probes()) send_probe(id);
   }
-  if (link_retry_at_ && now >= link_retry_at_ && control_ && control_->up() && table_loaded_) {
+  if (link_retry_at_ && now >= link_retry_at_ && control_ && control_->up() && ctx_.table) {
     link_retry_at_ = 0;
     check_recovery();
   }
-  if (refused_ && control_ && control_->up() && now % 5000 < kTickMs) {
-    refused_ = false;
+  if (state_ == recovery::State::refused && control_ && control_->up() && now % 5000 < kTickMs) {
     check_recovery();  // the operator may have fixed it
   }
-  if (holding_ && now - holding_since_ms_ > cfg_.hold_timeout_ms) {
+  if (hold_since_ms_ && now - *hold_since_ms_ > cfg_.hold_timeout_ms) {
     // Held replies are failing by now: stop taking commands the log cannot follow.
-    holding_ = false;
-    set_serving(false, (history_ ? "the upstream " + cfg_.upstream.str() +
+    hold_since_ms_.reset();
+    set_serving(false, (switching_history() ? "the upstream " + cfg_.upstream.str() +
                                        " is sending the proxy a full resync; nothing is acknowledged until its "
                                        "checkpoint is durable"
                                  : "replication link to upstream " + cfg_.upstream.str() + " is down") +
@@ -634,7 +280,7 @@ void Proxy::tick() {
   if (checkpointer_) checkpointer_->tick();
   if (gate_) {
     std::string why = ctx_.log_failed ? "the durable log failed: " + ctx_.log_failure
-                      : history_ ? "the upstream " + cfg_.upstream.str() +
+                      : switching_history() ? "the upstream " + cfg_.upstream.str() +
                                        " is sending the proxy a full resync; nothing is acknowledged until its "
                                        "checkpoint is durable"
                       : !link_streaming_ ? "replication link to upstream " + cfg_.upstream.str() + " is down"
@@ -643,70 +289,5 @@ void Proxy::tick() {
   }
 }
 
-// ---------------------------------------------------------------- shutdown
-
-void Proxy::on_signal(uv_signal_t* s, int signum) {
-  auto* self = static_cast<Proxy*>(s->data);
-  if (signum == SIGHUP) {
-    std::string error;
-    if (logger_reopen(&error)) LOG_INFO("proxy", "SIGHUP: log output reopened");
-    else LOG_ERROR("proxy", "SIGHUP: %s; still writing to the old file", error.c_str());
-    return;
-  }
-  self->begin_shutdown(signum == SIGTERM ? "SIGTERM" : "SIGINT");
-}
-
-void Proxy::begin_shutdown(const char* why) {
-  if (shutting_down_) {
-    finish_shutdown();  // second signal: stop now
-    return;
-  }
-  LOG_INFO("proxy", "%s: stopping; delivering held replies (up to %u ms)", why, cfg_.shutdown_timeout_ms);
-  shutting_down_ = true;
-  ctx_.serving = false;
-  ctx_.not_serving = "LOADING durable-proxy is shutting down";
-  if (listening_) {
-    uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
-    listening_ = false;
-  }
-  shutdown_deadline_ = uv_now(&loop_) + cfg_.shutdown_timeout_ms;
-  std::vector<Session*> all;
-  for (auto& [id, s] : sessions_) all.push_back(s);
-  for (Session* s : all) s->drain();
-  if (!uv_is_active(reinterpret_cast<uv_handle_t*>(&tick_))) finish_shutdown();
-}
-
-void Proxy::finish_shutdown() {
-  static bool done = false;
-  if (done) return;
-  done = true;
-  std::vector<Session*> all;
-  for (auto& [id, s] : sessions_) all.push_back(s);
-  if (!all.empty()) LOG_WARN("proxy", "closing %zu clients with replies still due", all.size());
-  for (Session* s : all) s->close("shutdown");
-  close_all_handles();
-}
-
-void Proxy::close_all_handles() {
-  auto close_h = [](auto* h) {
-    auto* uh = reinterpret_cast<uv_handle_t*>(h);
-    if (uh->loop && !uv_is_closing(uh)) uv_close(uh, nullptr);
-  };
-  if (listening_) {
-    close_h(&listener_);
-    listening_ = false;
-  }
-  close_h(&tick_);
-  close_h(&check_);
-  close_h(&durable_async_);
-  close_h(&sigterm_);
-  close_h(&sigint_);
-  close_h(&sighup_);
-  if (restorer_) restorer_->close(nullptr);
-  if (checkpointer_) checkpointer_->close(nullptr);
-  if (link_) link_->close(nullptr);
-  if (control_) control_->close(nullptr);
-  if (admin_) admin_->close(nullptr);
-}
 
 }  // namespace dp

@@ -8,27 +8,30 @@
 //                             ▲                                  (+StreamTracker) │
 //                             └────────── durable offset (uv_async) ◀─────────────┘
 //
-// States: starting (connect, read COMMAND, recover) → serving; any loss of
-// the upstream drops back to starting until the recovery check passes
-// again, so no command reaches an upstream that lost acknowledged data.
+// States (proxy/recovery/recovery_state.h): starting (connect, read COMMAND)
+// → checking (the recovery decision) → restoring / syncing → serving; any
+// loss of the upstream drops back until the recovery check passes again, so
+// no command reaches an upstream that lost acknowledged data.
 // Loop thread only, except the log's on_durable (any thread → uv_async).
 #pragma once
 
 #include <uv.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 
 #include "config/config.h"
 #include "log/checkpoint_store.h"
 #include "log/durable_log.h"
-#include "log/history_switch.h"
 #include "proxy/admin/admin_server.h"
 #include "proxy/admin/atomic_histogram.h"
 #include "proxy/admin/metrics.h"
 #include "proxy/checkpoint/checkpointer.h"
 #include "proxy/session/context.h"
+#include "proxy/recovery/recovery_plan.h"
+#include "proxy/recovery/recovery_state.h"
 #include "proxy/recovery/restorer.h"
 #include "proxy/gate/durability_gate.h"
 #include "proxy/gate/stream_tracker.h"
@@ -66,18 +69,30 @@ class Proxy : public upstream::ReplicaLink::Listener {
   void control_up();
   void control_down(const std::string& reason);
   void load_command_table();
+  // Moves state_ along an edge of recovery_state.h and logs it with `why`.
+  void enter(recovery::State next, const std::string& why);
+  bool verified() const { return state_ == recovery::State::syncing || state_ == recovery::State::serving; }
+  bool stopping() const { return shutdown_ != Shutdown::running; }
   void check_recovery();
+  // Sends INFO replication + keyspace and decides on the answer;
+  // `leftover_checked`: clear_leftover_restore() already looked at this replica.
+  void ask_upstream(bool leftover_checked);
   void recheck_later(const char* what, const resp::Value* r);
   void check_sync_delay();  // warns when the upstream delays every diskless full sync
-  void decide(const upstream::UpstreamInfo& up, uint64_t end_at_request);
+  void decide(const upstream::UpstreamInfo& up, uint64_t end_at_request, bool leftover_checked);
   void start_replica_link(const std::string& replid, uint64_t offset);
   // Closes the main link (safe inside its callbacks: freed once closed),
   // abandons a history switch in progress, stops serving with `why` and
   // re-checks the upstream after the link backoff.
   void restart_link(const std::string& why);
-  void start_restore(const upstream::RecoveryPlan& plan);  // proxy_restore.cc
+  // A full resync of the main link in progress (the Checkpointer writes
+  // it): the old history stands until its commit.
+  bool switching_history() const { return checkpointer_ && checkpointer_->history_running(); }
+  void history_switched(const Checkpointer::HistoryResult& r);
+  void serve_if_verified();  // the stream flows after a decision: serve
+  void start_restore(const recovery::RecoveryPlan& plan);  // proxy_restore.cc
   void restore_finished(const RestoreResult& result);
-  bool clear_leftover_restore();
+  void clear_leftover_restore();
   void set_serving(bool serving, const std::string& why);
   void durable_moved();
   void log_failed(const std::string& reason);
@@ -114,41 +129,42 @@ class Proxy : public upstream::ReplicaLink::Listener {
   std::unique_ptr<upstream::ReplicaLink> link_;
   std::unique_ptr<log::DurableLog> log_;
   std::unique_ptr<log::CheckpointStore> checkpoints_;
-  // A full resync of the main link in progress: the old history stands
-  // until its commit (log/history_switch.h).
-  std::unique_ptr<log::HistorySwitch> history_;
+  // Stream bytes after a full resync's RDB that arrive while its checkpoint
+  // commits on the pool: logged once the log follows the new history.
+  std::string held_stream_;
+  uint64_t held_stream_first_ = 0;
   std::unique_ptr<gate::DurabilityGate> gate_;
   std::unique_ptr<StreamTracker> tracker_;
-  std::unique_ptr<Checkpointer> checkpointer_;  // checkpoints on a second replica connection
+  std::unique_ptr<Checkpointer> checkpointer_;  // every checkpoint write: its own link's, the main link's resyncs
   std::unique_ptr<Restorer> restorer_;  // while a restore runs
 
   std::unordered_map<uint64_t, Session*> sessions_;
   uint64_t next_session_id_ = 1;
 
-  // start-up / recovery state
-  bool table_loaded_ = false;
-  bool recovered_ = false;        // the recovery check passed for this upstream connection
-  bool checking_ = false;
-  bool refused_ = false;          // unknown dataset, on_unknown_dataset=refuse
-  bool leftover_checked_ = false; // clear_leftover_restore() looked at this replica already
+  // start-up / recovery state (proxy/recovery/recovery_state.h)
+  recovery::State state_ = recovery::State::starting;
+  // A hold in progress, since this time: the link dropped but the upstream
+  // is the same process, so sessions keep forwarding and replies are held
+  // until the link is back and verified (spans waiting, checking, clearing, syncing).
+  // A hold longer than durability.hold_timeout stops serving.
+  std::optional<uint64_t> hold_since_ms_;
   std::string not_ready_;         // why the proxy does not serve
   uint64_t control_retry_at_ = 0;
   uint64_t control_backoff_ms_ = 100;
   uint64_t link_retry_at_ = 0;
   uint64_t link_backoff_ms_ = 100;
-  bool link_streaming_ = false;
+  bool link_streaming_ = false;  // the main replica link's last state was `streaming`
   // The upstream's identity across a replica-link drop: the control
   // connection is numbered on every connect; one that never dropped since
   // the link was verified proves the same process (its data intact).
   uint64_t control_gen_ = 0;
   uint64_t verified_control_gen_ = 0;
-  // The link dropped but the upstream is the same process: sessions keep
-  // forwarding, replies are held until the link is back and verified.
-  bool holding_ = false;
-  uint64_t holding_since_ms_ = 0;  // a hold longer than durability.hold_timeout stops serving
   uint64_t tracked_end_ = 0;  // the stream tracker has seen bytes up to here
-  bool shutting_down_ = false;
-  bool shutdown_expired_ = false;  // shutdown.timeout passed: held replies failed
+  // Shutdown, per instance: draining (held replies still delivered), then
+  // expiring (shutdown.timeout passed: held replies failed, a short grace
+  // for the errors to reach the clients), then closed (handles closing).
+  enum class Shutdown { running, draining, expiring, closed };
+  Shutdown shutdown_ = Shutdown::running;
   uint64_t shutdown_deadline_ = 0;
   int exit_code_ = 0;
   std::string fatal_;

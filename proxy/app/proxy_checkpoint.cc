@@ -1,5 +1,5 @@
 // The proxy's side of checkpoints: builds the Checkpointer from the config
-// and answers POST /checkpoint.  The checkpointer itself: proxy/checkpointer.h.
+// and answers POST /checkpoint.  The checkpointer itself: proxy/checkpoint/checkpointer.h.
 #include "proxy/app/proxy.h"
 
 namespace dp {

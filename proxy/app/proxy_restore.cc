@@ -8,9 +8,10 @@
 
 namespace dp {
 
-void Proxy::start_restore(const upstream::RecoveryPlan& plan) {  // decide() logged the plan
+void Proxy::start_restore(const recovery::RecoveryPlan& plan) {  // decide() logged the plan
   if (restorer_) return;
   auto retry_later = [this](const std::string& why, uint64_t delay_ms) {
+    enter(recovery::State::waiting, why);
     set_serving(false, why);
     link_retry_at_ = uv_now(&loop_) + delay_ms;  // tick() runs check_recovery() again
   };
@@ -49,6 +50,8 @@ void Proxy::start_restore(const upstream::RecoveryPlan& plan) {  // decide() log
   metrics_.set(admin::Metric::restore_in_progress, 1);
   restorer_ = std::make_unique<Restorer>(&loop_, control_.get(), o,
                                          [this](const RestoreResult& r) { restore_finished(r); });
+  enter(recovery::State::restoring, "restoring from checkpoint " + std::to_string(cp->offset) + " and the log up to " +
+                                        std::to_string(o.end_offset));
   set_serving(false, restorer_->status());
   restorer_->start();
 }
@@ -60,8 +63,8 @@ void Proxy::restore_finished(const RestoreResult& r) {
   if (!r.ok) {
     metrics_.inc(admin::Metric::errors_total, admin::ErrorCause::restore);
     LOG_ERROR("recovery", "%s; retrying in %llu ms", r.error.c_str(), static_cast<unsigned long long>(link_backoff_ms_));
+    enter(recovery::State::waiting, r.error);
     set_serving(false, r.error);
-    recovered_ = false;
     link_retry_at_ = uv_now(&loop_) + link_backoff_ms_;
     link_backoff_ms_ = std::min<uint64_t>(link_backoff_ms_ * 2, 5000);
     return;
@@ -77,24 +80,19 @@ void Proxy::restore_finished(const RestoreResult& r) {
 
 // The upstream is a replica.  If it follows a restore listener of a proxy
 // that died mid-restore (its masterauth is still a one-time password),
-// promote it and put masterauth back, then check again: returns true and
-// runs check_recovery() later.  Otherwise returns false (decide as usual).
-bool Proxy::clear_leftover_restore() {
-  if (leftover_checked_) {
-    leftover_checked_ = false;
-    return false;
-  }
-  leftover_checked_ = true;
-  checking_ = true;
+// promote it and put masterauth back, then check again from the start;
+// otherwise check again and decide from its replication state as it is.
+void Proxy::clear_leftover_restore() {
+  enter(recovery::State::clearing, "upstream " + cfg_.upstream.str() + " is a replica: is it an earlier run's restore?");
   control_->command({"CONFIG", "GET", "masterauth"}, [this](const resp::Value* r, const std::string&) {
-    if (!r) return;  // control_down resets the state
-    bool ours = r->type == resp::Value::Type::array && r->elems.size() == 2 && r->elems[1].type == resp::Value::Type::bulk &&
+    if (!r) return;  // control_down moved to starting
+    bool ours = r->type == resp::Value::Type::array && r->elems.size() == 2 &&
+                r->elems[1].type == resp::Value::Type::bulk &&
                 r->elems[1].str.rfind(Restorer::kPasswordPrefix, 0) == 0;
     if (!ours) {
       LOG_WARN("recovery", "upstream %s is a replica of another server; deciding from its replication state",
                cfg_.upstream.str().c_str());
-      checking_ = false;
-      check_recovery();  // leftover_checked_ is set: decide() goes on this time
+      ask_upstream(/*leftover_checked=*/true);
       return;
     }
     LOG_WARN("recovery", "upstream %s still follows the restore listener of an earlier run (the proxy stopped "
@@ -103,13 +101,10 @@ bool Proxy::clear_leftover_restore() {
       if (!r2) return;
       control_->command({"CONFIG", "SET", "masterauth", ""}, [this](const resp::Value* r3, const std::string&) {
         if (!r3) return;
-        checking_ = false;
-        leftover_checked_ = false;
-        check_recovery();
+        ask_upstream(/*leftover_checked=*/false);
       });
     });
   });
-  return true;
 }
 
 }  // namespace dp

@@ -12,7 +12,7 @@
 namespace dp {
 
 bool Proxy::ready(std::string* reason) const {
-  if (shutting_down_) return *reason = "shutting down", false;
+  if (stopping()) return *reason = "shutting down", false;
   if (!control_ || !control_->up()) return *reason = "upstream " + cfg_.upstream.str() + " not connected", false;
   if (!ctx_.serving) return *reason = not_ready_.empty() ? "starting" : not_ready_, false;
   if (gate_) {

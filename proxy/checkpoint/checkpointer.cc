@@ -137,7 +137,7 @@ void Checkpointer::start(const std::string& trigger) {
 // ---------------------------------------------------------------- the second replica link
 
 void Checkpointer::on_full_resync(const std::string& replid, uint64_t offset) {
-  if (phase_ != Phase::connecting) return;
+  if (kind_ != Kind::checkpoint || phase_ != Phase::connecting) return;
   replid_ = replid;
   offset_ = offset;
   std::string why;
@@ -157,18 +157,24 @@ void Checkpointer::on_full_resync(const std::string& replid, uint64_t offset) {
 }
 
 void Checkpointer::on_rdb_data(std::string_view bytes) {
-  if (phase_ != Phase::receiving) return;
+  if (kind_ != Kind::checkpoint || phase_ != Phase::receiving) return;
+  take_rdb(bytes);
+}
+
+void Checkpointer::take_rdb(std::string_view bytes) {
   pending_.append(bytes);
   rdb_bytes_ += bytes.size();
-  if (!paused_ && pending_.size() >= opts_.max_buffered_bytes && link_) {
+  if (pending_.size() >= opts_.max_buffered_bytes) {
+    // Every time (idempotent): the proxy's log backpressure may have resumed the main link.
     paused_ = true;
-    link_->pause();
+    if (kind_ == Kind::history && hooks_.pause) hooks_.pause();
+    else if (link_) link_->pause();
   }
   pump();
 }
 
 void Checkpointer::on_rdb_done() {
-  if (phase_ != Phase::receiving) return;
+  if (kind_ != Kind::checkpoint || phase_ != Phase::receiving) return;
   rdb_done_ = true;
   // The stream that follows is the main link's business.
   retire_link();
@@ -178,13 +184,14 @@ void Checkpointer::on_rdb_done() {
 }
 
 void Checkpointer::on_continue(const std::string&) {
+  if (kind_ != Kind::checkpoint) return;
   fail("the upstream answered PSYNC ? -1 with +CONTINUE instead of a full resync");
 }
 
 void Checkpointer::on_stream(std::string_view, uint64_t) {}  // never reached: closed after the RDB
 
 void Checkpointer::on_state(upstream::LinkState state, const std::string& reason) {
-  if (state != upstream::LinkState::disconnected) return;
+  if (state != upstream::LinkState::disconnected || kind_ != Kind::checkpoint) return;
   if (phase_ == Phase::connecting || (phase_ == Phase::receiving && !rdb_done_))
     fail("replica connection lost: " + reason);
 }
@@ -205,6 +212,14 @@ void Checkpointer::pump() {
 }
 
 void Checkpointer::try_publish() {
+  if (kind_ == Kind::history) {  // the log restarts at C: nothing to wait for
+    phase_ = Phase::committing;
+    commit_started_ns_ = uv_hrtime();
+    std::string rest;
+    rest.swap(pending_);
+    queue_job(true, std::move(rest));
+    return;
+  }
   if (log_->failed()) return fail("the durable log failed: " + log_->failure_reason());
   std::string why;
   PublishCheck check =
@@ -283,24 +298,28 @@ void Checkpointer::job_done(uv_work_t* req, int status) {
   Checkpointer* self = job->self;
   self->job_in_flight_ = false;
   if (job->skipped || job->epoch != self->epoch_.load() || status == UV_ECANCELED) {
-    // Dropped meanwhile (fail/abandon): phase_ is idle and nothing else runs.
+    // Dropped meanwhile (fail/abandon): phase_ is idle and nothing else
+    // runs, or the main link's resync began and waits for this job to end.
     if (self->phase_ == Phase::idle) self->discard_writer();
+    else self->pump();
     self->maybe_finish_close();
     return;
   }
   if (!job->ok) return self->fail(job->error);
   if (job->commit) {
-    self->last_bytes_ = job->size;
+    if (self->kind_ == Kind::checkpoint) self->last_bytes_ = job->size;
     return self->finished();
   }
-  if (self->paused_ && self->pending_.size() < self->opts_.max_buffered_bytes / 2 && self->link_) {
+  if (self->paused_ && self->pending_.size() < self->opts_.max_buffered_bytes / 2) {
     self->paused_ = false;
-    self->link_->resume();
+    if (self->kind_ == Kind::history && self->hooks_.resume) self->hooks_.resume();
+    else if (self->link_) self->link_->resume();
   }
   self->pump();
 }
 
 void Checkpointer::finished() {
+  if (kind_ == Kind::history) return history_finished(true, "");
   const double secs = double(uv_hrtime() - started_ns_) / 1e9;
   // The MANIFEST names checkpoint C and the log is durable up to C (checked
   // before the commit job): segments wholly below C are no longer needed.
@@ -325,6 +344,7 @@ void Checkpointer::finished() {
 
 void Checkpointer::fail(const std::string& why) {
   if (phase_ == Phase::idle) return;
+  if (kind_ == Kind::history) return history_finished(false, why);
   epoch_.fetch_add(1);  // a queued job of this checkpoint does nothing
   retire_link();
   phase_ = Phase::idle;
@@ -354,7 +374,10 @@ void Checkpointer::abandon(const std::string& why) {
     std::lock_guard<std::mutex> g(store_mu_);
     writer_.reset();
   }
-  if (!was_running) return;
+  const bool history = kind_ == Kind::history;  // the proxy says why itself
+  kind_ = Kind::checkpoint;
+  hooks_ = {};
+  if (!was_running || history) return;
   failed_++;
   last_error_ = "abandoned: " + why;
   metrics_->inc(Metric::checkpoint_failures_total);

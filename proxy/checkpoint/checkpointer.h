@@ -24,10 +24,17 @@
 // connection stops reading (the upstream buffers; the main link is not
 // affected).  The store's temp file is created on the loop (one open()).
 //
-// The store is shared with the proxy's own first-checkpoint path (a FULLRESYNC
-// of the main replica link).  The proxy calls abandon() before it touches the
-// store: abandon() drops the running checkpoint and waits for the pool job in
-// flight, so the store has one user at a time.
+// The main replica link's full resync (the first checkpoint, or a new
+// history) goes through the same pool path: the proxy hands its RDB over
+// with begin_history() / history_data() / history_complete(); the bytes are
+// written by the same pool jobs, the commit job (fsync, rename, fsync dir,
+// MANIFEST, prune) runs on the pool, and then, on the loop, the log switches
+// to the new history (DurableLog::reset(R, C)).  From the MANIFEST's switch
+// on, recovery resets the log to (R, C) by itself (log/FORMAT.md "History
+// switch"), so a crash between the commit and the reset loses nothing.  The
+// loop never writes or fsyncs a checkpoint (checkpointer_history.cc).
+// begin_history() drops a running checkpoint first, so the store has one
+// user at a time.
 //
 // Threads: every method on the loop thread.  Ownership: the log, the store,
 // the metrics and `ready` must outlive the checkpointer; close() and its
@@ -87,6 +94,35 @@ class Checkpointer : private upstream::ReplicaLink::Listener {
   // caller may use the store until the next tick()/request().
   void abandon(const std::string& why);
   bool running() const { return phase_ != Phase::idle || job_in_flight_; }
+
+  // The main link's full resync.  `pause` / `resume` stop and restart the
+  // main link's reading while more than max_buffered_bytes wait for the disk;
+  // `done` runs once, on the loop, after the log switched (ok) or when the
+  // switch failed (the log keeps its history; `error` names the step).  Not
+  // after abandon() or close().
+  struct HistoryResult {
+    bool ok = false;
+    bool at_commit = false;  // the failure was the commit's (the MANIFEST may name C)
+    std::string error;
+    std::string replid;
+    uint64_t offset = 0, rdb_bytes = 0;
+    double commit_seconds = 0;  // from history_complete() to the switch
+  };
+  struct HistoryHooks {
+    std::function<void()> pause, resume;
+    std::function<void(const HistoryResult&)> done;
+  };
+  // Drops a running checkpoint and creates the temp file (on the loop, one
+  // open()); false with *error when it cannot be created.
+  bool begin_history(const std::string& replid, uint64_t offset, HistoryHooks hooks, std::string* error);
+  void history_data(std::string_view rdb_bytes);
+  void history_complete();  // the RDB is whole: commit on the pool, then switch
+  bool history_running() const { return kind_ == Kind::history; }
+  // The commit job is queued or running: abandoning now would leave the
+  // MANIFEST's choice unknown to the log, so the proxy lets it finish.
+  bool history_committing() const { return kind_ == Kind::history && phase_ == Phase::committing; }
+  uint64_t snapshot_offset() const { return offset_; }
+  uint64_t snapshot_bytes() const { return rdb_bytes_; }
   std::string status_json() const;  // {"running":..,"phase":..,...}
   // Idempotent: abandons, closes connections, waits for pool jobs, then calls
   // on_closed (may be empty) on the loop.
@@ -94,6 +130,7 @@ class Checkpointer : private upstream::ReplicaLink::Listener {
 
  private:
   enum class Phase { idle, connecting, receiving, waiting_log, committing };
+  enum class Kind { checkpoint, history };  // a checkpoint of its own link, or the main link's resync
   struct Job;
 
   // ReplicaLink::Listener
@@ -105,6 +142,8 @@ class Checkpointer : private upstream::ReplicaLink::Listener {
   void on_state(upstream::LinkState state, const std::string& reason) override;
 
   void start(const std::string& trigger);
+  void take_rdb(std::string_view bytes);  // buffers, pauses the source when too much waits
+  void history_finished(bool ok, const std::string& why);
   void pump();             // hands buffered RDB bytes to the pool, or publishes
   void try_publish();
   void queue_job(bool commit, std::string data);
@@ -128,6 +167,9 @@ class Checkpointer : private upstream::ReplicaLink::Listener {
   CheckpointPolicy policy_;
 
   Phase phase_ = Phase::idle;
+  Kind kind_ = Kind::checkpoint;
+  HistoryHooks hooks_;         // kind_ == history
+  uint64_t commit_started_ns_ = 0;
   std::unique_ptr<upstream::ReplicaLink> link_;
   struct Retired {
     std::unique_ptr<upstream::ReplicaLink> link;

@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "proxy/base/logger.h"
+#include "proxy/resp/encoder.h"
 
 namespace dp::upstream {
 namespace {
@@ -19,47 +20,19 @@ constexpr size_t kMaxInput = 1 << 20;  // a replica sends only short commands
 
 constexpr char kEmptyRdb[] = "REDIS0009\xff\0\0\0\0\0\0\0\0";
 
-std::string lower(std::string s) {
+std::string lower(std::string_view v) {
+  std::string s(v);
   for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
 }
 
-// Parses one command (RESP multibulk, or an inline line) from `in` at `pos`.
-// Returns bytes consumed, 0 when incomplete, -1 on a protocol error.
-long parse_command(std::string_view in, std::vector<std::string>* argv) {
-  argv->clear();
-  auto nl = in.find('\n');
-  if (nl == std::string_view::npos) return 0;
-  if (in[0] != '*') {  // inline: split on spaces
-    std::string_view line = in.substr(0, nl);
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    size_t i = 0;
-    while (i < line.size()) {
-      while (i < line.size() && line[i] == ' ') i++;
-      size_t j = line.find(' ', i);
-      if (j == std::string_view::npos) j = line.size();
-      if (j > i) argv->emplace_back(line.substr(i, j - i));
-      i = j;
-    }
-    return static_cast<long>(nl + 1);
-  }
-  long count = 0;
-  auto r = std::from_chars(in.data() + 1, in.data() + nl, count);
-  if (r.ec != std::errc() || count < 0 || count > 64) return -1;
-  size_t pos = nl + 1;
-  for (long k = 0; k < count; k++) {
-    auto e = in.find('\n', pos);
-    if (e == std::string_view::npos) return 0;
-    if (in[pos] != '$') return -1;
-    long len = 0;
-    r = std::from_chars(in.data() + pos + 1, in.data() + e, len);
-    if (r.ec != std::errc() || len < 0 || len > 1 << 16) return -1;
-    pos = e + 1;
-    if (in.size() < pos + static_cast<size_t>(len) + 2) return 0;
-    argv->emplace_back(in.substr(pos, static_cast<size_t>(len)));
-    pos += static_cast<size_t>(len) + 2;
-  }
-  return static_cast<long>(pos);
+// What a replica sends during the handshake: short commands only.
+resp::RequestLimits replica_request_limits() {
+  resp::RequestLimits l;
+  l.max_bulk_len = 1 << 16;
+  l.max_inline_len = 1 << 16;
+  l.max_multibulk_len = 64;
+  return l;
 }
 
 }  // namespace
@@ -75,7 +48,8 @@ struct RestorePrimary::WriteReq {
 
 RestorePrimary::RestorePrimary(uv_loop_t* loop, RestorePrimaryOptions opts, Source* source,
                                Listener* listener)
-    : loop_(loop), opts_(std::move(opts)), source_(source), listener_(listener) {}
+    : loop_(loop), opts_(std::move(opts)), source_(source), listener_(listener),
+      parser_(replica_request_limits()) {}
 
 RestorePrimary::~RestorePrimary() {
   assert((life_.closed() || (!server_open_ && !client_open_)) &&
@@ -177,40 +151,39 @@ void RestorePrimary::on_accept() {
 
 void RestorePrimary::on_read(const char* data, size_t n) {
   in_.append(data, n);
-  std::vector<std::string> argv;
   size_t pos = 0;
   while (pos < in_.size() && life_.open() && phase_ != Phase::failed) {
-    long used = parse_command(std::string_view(in_).substr(pos), &argv);
-    if (used < 0) {
-      fail("protocol error from the replica " + peer_);
+    resp::ParseStatus st = parser_.parse(std::string_view(in_).substr(pos), &request_);
+    if (st == resp::ParseStatus::incomplete) break;
+    if (st == resp::ParseStatus::error) {
+      fail("protocol error from the replica " + peer_ + ": " + parser_.error());
       return;
     }
-    if (used == 0) break;
-    pos += static_cast<size_t>(used);
-    if (!argv.empty() && !handle_command(argv)) return;
+    pos += request_.consumed;
+    if (st == resp::ParseStatus::ok && !request_.args.empty() && !handle_command(request_.args)) return;
   }
   in_.erase(0, pos);
   if (in_.size() > kMaxInput) fail("the replica " + peer_ + " sent an over-long command");
 }
 
-bool RestorePrimary::handle_command(const std::vector<std::string>& argv) {
+bool RestorePrimary::handle_command(const std::vector<std::string_view>& argv) {
   const std::string cmd = lower(argv[0]);
   if (cmd == "ping") {
-    reply("+PONG\r\n");
+    reply_simple("PONG");
     return true;
   }
   if (cmd == "auth") {
     if (opts_.password.empty() || argv.back() == opts_.password) {
       authed_ = true;
-      reply("+OK\r\n");
+      reply_simple("OK");
       return true;
     }
-    reply("-WRONGPASS invalid username-password pair or user is disabled.\r\n");
+    reply_error("WRONGPASS invalid username-password pair or user is disabled.");
     fail("the replica " + peer_ + " sent a wrong password (expected the one-time masterauth)");
     return false;
   }
   if (!opts_.password.empty() && !authed_) {
-    reply("-NOAUTH Authentication required.\r\n");
+    reply_error("NOAUTH Authentication required.");
     return true;
   }
   if (cmd == "replconf") {
@@ -222,22 +195,22 @@ bool RestorePrimary::handle_command(const std::vector<std::string>& argv) {
       return life_.open();
     }
     if (argv.size() >= 2 && lower(argv[1]) == "getack") return true;
-    reply("+OK\r\n");
+    reply_simple("OK");
     return true;
   }
   if (cmd == "psync") {
     if (phase_ != Phase::handshake) {
-      reply("-ERR PSYNC already received\r\n");
+      reply_error("ERR PSYNC already received");
       return true;
     }
     begin_full_sync();
     return life_.open() && phase_ != Phase::failed;
   }
   if (cmd == "sync") {
-    reply("-ERR the restore primary speaks PSYNC only\r\n");
+    reply_error("ERR the restore primary speaks PSYNC only");
     return true;
   }
-  reply("-ERR unknown command '" + argv[0].substr(0, 64) + "' (restore primary)\r\n");
+  reply_error("ERR unknown command '" + std::string(argv[0].substr(0, 64)) + "' (restore primary)");
   return true;
 }
 
@@ -260,9 +233,12 @@ void RestorePrimary::begin_full_sync() {
            opts_.replid.c_str(), static_cast<unsigned long long>(opts_.checkpoint_offset),
            peer_.c_str(), static_cast<unsigned long long>(size),
            use_empty_rdb_ ? "(empty)" : opts_.rdb_path.c_str());
-  write("+FULLRESYNC " + opts_.replid + " " + std::to_string(opts_.checkpoint_offset) + "\r\n$" +
-            std::to_string(size) + "\r\n",
-        false);
+  // The RDB goes as `$<len>\r\n<bytes>`: a bulk header without the bulk's
+  // trailing CRLF (what a primary sends on a disk-based full sync).
+  std::string head;
+  resp::append_simple(&head, "FULLRESYNC " + opts_.replid + " " + std::to_string(opts_.checkpoint_offset));
+  head += "$" + std::to_string(size) + "\r\n";
+  write(std::move(head), false);
   pump();
 }
 
@@ -328,7 +304,17 @@ void RestorePrimary::wake() {
   pump();
 }
 
-void RestorePrimary::reply(std::string_view s) { write(std::string(s), false); }
+void RestorePrimary::reply_simple(std::string_view s) {
+  std::string out;
+  resp::append_simple(&out, s);
+  write(std::move(out), false);
+}
+
+void RestorePrimary::reply_error(std::string_view msg) {
+  std::string out;
+  resp::append_error(&out, msg);
+  write(std::move(out), false);
+}
 
 void RestorePrimary::write(std::string data, bool counts_as_rdb) {
   if (!client_open_) return;

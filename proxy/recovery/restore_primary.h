@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "proxy/base/lifecycle.h"
+#include "proxy/resp/request_parser.h"
 
 namespace dp::upstream {
 
@@ -101,12 +102,13 @@ class RestorePrimary {
 
   void on_accept();
   void on_read(const char* data, size_t n);
-  bool handle_command(const std::vector<std::string>& argv);
+  bool handle_command(const std::vector<std::string_view>& argv);  // views into in_
   void begin_full_sync();
   void pump();
   void write(std::string data, bool counts_as_rdb);
   void fail(const std::string& why);
-  void reply(std::string_view s);
+  void reply_simple(std::string_view s);  // +s\r\n
+  void reply_error(std::string_view msg);  // -msg\r\n
   void maybe_finish_close();
   std::string where() const;
 
@@ -125,6 +127,8 @@ class RestorePrimary {
   uint16_t bound_port_ = 0;
   bool authed_ = false;
   std::string in_;  // replica input not yet parsed
+  resp::RequestParser parser_;  // the one RESP request parser (proxy/resp)
+  resp::Request request_;
   int rdb_fd_ = -1;
   uint64_t rdb_left_ = 0;
   size_t empty_rdb_pos_ = 0;

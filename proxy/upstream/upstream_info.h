@@ -1,6 +1,6 @@
 // What the upstream says about its history (INFO replication + cluster,
-// and keyspace),
-// and the recovery decision taken from it (DESIGN.md §6).  Pure: no I/O.
+// and keyspace).  The recovery decision taken from it:
+// proxy/recovery/recovery_plan.h.  Pure: no I/O.
 #pragma once
 
 #include <cstdint>
@@ -22,22 +22,5 @@ struct UpstreamInfo {
 };
 
 UpstreamInfo parse_upstream_info(const std::string& replication, const std::string& keyspace);
-
-enum class RecoveryAction {
-  fresh,    // the log is empty: first full sync becomes checkpoint 0
-  resume,   // upstream still has our history at or beyond the log end: PSYNC continue
-  restore,  // upstream lost data and is empty: replay checkpoint + log into it
-  adopt,    // upstream holds another dataset; on_unknown_dataset=adopt, or a cluster
-            // replica (its data is its primary's): new history
-  refuse,   // upstream holds another dataset; on_unknown_dataset=refuse
-};
-
-struct RecoveryPlan {
-  RecoveryAction action = RecoveryAction::refuse;
-  std::string explanation;  // for the log and for -LOADING / readyz
-};
-
-RecoveryPlan plan_recovery(const std::string& log_replid, uint64_t log_end, const UpstreamInfo& up,
-                           config::OnUnknownDataset on_unknown);
 
 }  // namespace dp::upstream

@@ -239,3 +239,38 @@ def test_a_checkpoint_from_a_disk_based_full_sync(tmp_path):
     finally:
         proxy.stop()
         upstream.stop()
+
+
+def test_the_first_checkpoint_commits_off_the_loop(tmp_path, upstream):
+    """fsyncs blocked before the proxy starts: the first full sync's RDB is
+    whole but its commit hangs on libuv's pool, so the loop still answers
+    /readyz (503: not serving before the checkpoint is durable); once fsync
+    works again the checkpoint is committed and the proxy serves."""
+    fill(upstream.addr, 2000, prefix="g")
+    ctl = harness.FsyncControl(tmp_path, harness.fsync_shim(tmp_path))
+    ctl.block()
+    proxy = start_proxy(tmp_path, upstream, env=ctl.env, wait_ready=False)
+    try:
+        def log():
+            with open(proxy.log_path, errors="replace") as f:
+                return f.read()
+        # Logged after the RDB is whole and its commit queued.
+        harness.wait_until(lambda: "replication stream flowing" in log(), 20,
+                           "the first full sync's RDB to be received (fsync blocked)",
+                           state=lambda: log()[-600:])
+        for i in range(10):
+            t0 = time.perf_counter()
+            code = proxy.readyz()
+            elapsed = time.perf_counter() - t0
+            assert code == 503, "answer %d: /readyz gave %r after %.3f s while the commit hangs" % (i, code, elapsed)
+            assert elapsed < 0.4, "answer %d: /readyz took %.3f s while the commit hangs" % (i, elapsed)
+            time.sleep(0.05)
+        assert "checkpoint at offset" not in log()  # still blocked: nothing adopted yet
+        ctl.unblock()
+        proxy.wait_ready()
+        assert "checkpoint at offset" in log()
+        with harness.RespConn(proxy.addr) as conn:
+            assert conn.call("GET", "g:1999") == value_of("g", 1999, 100)
+    finally:
+        ctl.clear()
+        proxy.stop()

@@ -269,3 +269,89 @@ TEST_CASE("abandon drops the running checkpoint and leaves no temp file") {
   CHECK(f.store->latest()->offset == offset);
   CHECK(f.store->latest()->size > 2000u * 9000u);  // the random values, barely compressed
 }
+
+namespace {
+// The history hooks of a test: counts pauses and keeps the result.
+struct HistoryProbe {
+  int pauses = 0, resumes = 0;
+  bool done = false;
+  Checkpointer::HistoryResult result;
+  Checkpointer::HistoryHooks hooks() {
+    Checkpointer::HistoryHooks h;
+    h.pause = [this] { pauses++; };
+    h.resume = [this] { resumes++; };
+    h.done = [this](const Checkpointer::HistoryResult& r) {
+      done = true;
+      result = r;
+    };
+    return h;
+  }
+};
+const std::string kNewReplid = "1234567890123456789012345678901234567890";
+}  // namespace
+
+TEST_CASE("the main link's full resync is committed on the pool, then the log follows the new history") {
+  Fixture f;
+  HistoryProbe probe;
+  std::string error;
+  REQUIRE_MESSAGE(f.ck->begin_history(kNewReplid, 5000, probe.hooks(), &error), error);
+  CHECK(f.ck->history_running());
+  CHECK(f.ck->running());  // no automatic checkpoint meanwhile
+  std::string msg;
+  CHECK(f.ck->request("test", &msg) == Checkpointer::Answer::busy);
+  const std::string chunk(300 << 10, 'r');
+  for (int i = 0; i < 10; ++i) f.ck->history_data(chunk);  // 3 MB: several pool jobs of 1 MB
+  f.ck->history_complete();
+  // The commit (fsync, rename, MANIFEST) is not done on the caller's turn.
+  CHECK_FALSE(probe.done);
+  REQUIRE(f.until([&] { return probe.done; }, "the resync's checkpoint to be committed"));
+  CHECK_MESSAGE(probe.result.ok, probe.result.error);
+  CHECK(probe.result.offset == 5000);
+  CHECK(probe.result.rdb_bytes == 10 * chunk.size());
+  CHECK(f.log->replid() == kNewReplid);
+  CHECK(f.log->end_offset() == 5000);
+  REQUIRE(f.store->latest());
+  CHECK(f.store->latest()->offset == 5000);
+  CHECK(f.store->latest()->size == 10 * chunk.size());
+  CHECK_FALSE(f.ck->history_running());
+  for (auto& name : f.checkpoint_files()) CHECK(name.find(".tmp") == std::string::npos);
+  CHECK(f.status().find("\"completed\":0") != std::string::npos);  // not one of the checkpointer's own
+}
+
+TEST_CASE("a full resync cut before its RDB is whole leaves the old history and no temp file") {
+  Fixture f;
+  HistoryProbe probe;
+  std::string error;
+  REQUIRE_MESSAGE(f.ck->begin_history(kNewReplid, 7000, probe.hooks(), &error), error);
+  f.ck->history_data(std::string(100, 'r'));
+  bool temp_seen = false;
+  for (auto& name : f.checkpoint_files()) temp_seen |= name.find(".tmp") != std::string::npos;
+  CHECK(temp_seen);
+  f.ck->abandon("the test cuts the link");
+  REQUIRE(f.until([&] { return !f.ck->running(); }, "the abandoned resync to stop"));
+  CHECK_FALSE(probe.done);  // the owner said why itself
+  CHECK(f.log->replid().empty());
+  CHECK(!f.store->latest());
+  for (auto& name : f.checkpoint_files()) CHECK(name.find(".tmp") == std::string::npos);
+}
+
+TEST_CASE("a full resync drops a running checkpoint and pauses its source while the disk lags") {
+  Fixture f;
+  std::string msg;
+  REQUIRE(f.ck->request("test", &msg) == Checkpointer::Answer::started);
+  HistoryProbe probe;
+  std::string error;
+  REQUIRE_MESSAGE(f.ck->begin_history(kNewReplid, 9000, probe.hooks(), &error), error);
+  CHECK(f.status().find("abandoned: the main replica link began a full resync") != std::string::npos);
+  // More than max_buffered_bytes (64 MB) handed over within one loop turn: the source is paused.
+  const std::string chunk(8 << 20, 'r');
+  for (int i = 0; i < 9; ++i) f.ck->history_data(chunk);
+  CHECK(probe.pauses > 0);
+  f.ck->history_complete();
+  REQUIRE(f.until([&] { return probe.done; }, "the resync's checkpoint to be committed"));
+  CHECK_MESSAGE(probe.result.ok, probe.result.error);
+  CHECK(probe.resumes > 0);
+  CHECK(f.log->replid() == kNewReplid);
+  REQUIRE(f.store->latest());
+  CHECK(f.store->latest()->size == 9 * chunk.size());
+}

@@ -4,7 +4,12 @@
 
 #include <doctest/doctest.h>
 
+#include <arpa/inet.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <cstring>
+#include <thread>
 
 #include "unit/redis_server_fixture.h"
 
@@ -137,6 +142,46 @@ TEST_CASE("a replica with a wrong masterauth is refused and the restore fails na
   CHECK(cli.cmd({"REPLICAOF", "NO", "ONE"}) == "OK");
   CHECK(cli.cmd({"DBSIZE"}) == "0");
   CHECK(f.finish());
+}
+
+TEST_CASE("a handshake sent one byte at a time is answered, and a protocol error fails naming the parser's text") {
+  Fixture f;
+  RestorePrimaryOptions o;
+  o.replid = kReplid;
+  f.make(o);
+  std::string error;
+  REQUIRE(f.primary->listen(&error));
+  const uint16_t port = f.primary->port();
+  // A blocking replica on its own thread: the primary runs on this one.
+  std::string answers;
+  std::thread replica([port, &answers] {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return ::close(fd), void();
+    const std::string requests = resp({"PING"}) + "PING\r\n" + resp({"REPLCONF", "capa", "eof"});
+    for (char c : requests) ::send(fd, &c, 1, 0);  // one byte per segment (Nagle aside)
+    const std::string want = "+PONG\r\n+PONG\r\n+OK\r\n";
+    char buf[256];
+    while (answers.size() < want.size()) {
+      ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      answers.append(buf, static_cast<size_t>(n));
+    }
+    const std::string bad = "*1\r\n$x\r\n";
+    ::send(fd, bad.data(), bad.size(), 0);
+    while (::recv(fd, buf, sizeof buf, 0) > 0) {}  // until the primary closes
+    ::close(fd);
+  });
+  f.loop.run_until([&] { return !f.rec.failure.empty(); }, "the protocol error to fail the restore");
+  const bool closed_ok = f.finish();  // closing the connection ends the replica thread
+  replica.join();
+  CHECK(answers == "+PONG\r\n+PONG\r\n+OK\r\n");
+  CHECK(f.rec.failure.find("Protocol error: invalid bulk length") != std::string::npos);
+  CHECK_FALSE(f.rec.done);
+  CHECK(closed_ok);
 }
 
 TEST_CASE("listening on an address that is not an IP names recovery.restore_listen") {

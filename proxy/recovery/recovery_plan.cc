@@ -1,0 +1,101 @@
+#include "proxy/recovery/recovery_plan.h"
+
+#include <sstream>
+
+namespace dp::recovery {
+
+using upstream::UpstreamInfo;
+
+RecoveryPlan plan_recovery(const std::string& ours, uint64_t end, const UpstreamInfo& up,
+                           config::OnUnknownDataset on_unknown) {
+  RecoveryPlan p;
+  std::ostringstream why;
+  auto with_up = [&] {
+    why << " (upstream: replid " << (up.replid.empty() ? "?" : up.replid) << " offset " << up.offset
+        << ", replid2 " << (up.replid2.empty() ? "?" : up.replid2) << " until " << up.second_offset << ", "
+        << up.keys << " keys)";
+  };
+  if (ours.empty()) {
+    p.action = RecoveryAction::fresh;
+    why << "the log is empty: taking a first checkpoint from the upstream";
+    with_up();
+    p.explanation = why.str();
+    return p;
+  }
+  bool same = up.replid == ours && up.offset >= end;
+  // replid2 is valid up to second_repl_offset-1: the history switched there.
+  bool previous = !up.replid2.empty() && up.replid2 == ours && end + 1 <= up.second_offset &&
+                  up.offset >= end;
+  if (same || previous) {
+    p.action = RecoveryAction::resume;
+    why << "upstream still holds the log's history (replid " << ours << ", log ends at " << end
+        << "): continuing the stream";
+    with_up();
+    p.explanation = why.str();
+    return p;
+  }
+  // A cluster replica's data is its primary's: CLUSTER REPLICATE (cluster
+  // creation, a failover that demoted it) replaced it by a full sync, and
+  // the primary's own proxy logs the writes it acknowledged.  A cluster node
+  // refuses REPLICAOF, so there is nothing to restore into it either: the
+  // log follows the node's new history (proxy/upstream/COMPATIBILITY.md §6).
+  if (up.cluster_enabled && up.role == "slave") {
+    p.action = RecoveryAction::adopt;
+    why << "upstream is a cluster replica (of " << (up.master_host.empty() ? "?" : up.master_host)
+        << ") without the log's history (log replid " << ours << " ends at " << end
+        << "): its data is its primary's, whose proxy logs the writes it acknowledged; starting a new log from "
+           "the node's stream";
+    with_up();
+    p.explanation = why.str();
+    return p;
+  }
+  // A prefix of the log's own history: an interrupted restore (our replid
+  // at an older offset), or the upstream restarted from an older snapshot of
+  // ours (a SAVE made through the proxy, then a crash): it loaded our replid
+  // as replid2, valid up to second_repl_offset-1, which is below the log end.
+  // The log holds everything it has and more.
+  bool prefix_same = up.replid == ours && up.offset < end;
+  bool prefix_previous = !up.replid2.empty() && up.replid2 == ours && up.second_offset > 0 &&
+                         up.second_offset <= end;
+  if (prefix_same || prefix_previous) {
+    p.action = RecoveryAction::restore;
+    uint64_t held = prefix_same ? up.offset : up.second_offset - 1;
+    why << "upstream holds an older part of the log's history (replid " << ours << " up to offset " << held
+        << (prefix_previous ? ", as its replid2: restarted from an older snapshot" : "") << "; log ends at " << end
+        << "): restoring it from the checkpoint and log";
+    with_up();
+    p.explanation = why.str();
+    return p;
+  }
+  if (up.keys == 0) {
+    p.action = RecoveryAction::restore;
+    why << "upstream lost data (log replid " << ours << " ends at " << end
+        << "; the upstream does not have it) and holds no keys: restoring it from the checkpoint and log";
+    with_up();
+    p.explanation = why.str();
+    return p;
+  }
+  why << "upstream holds " << up.keys << " keys from another history (log replid " << ours << " ends at " << end
+      << ")";
+  with_up();
+  switch (on_unknown) {
+    case config::OnUnknownDataset::refuse:
+      p.action = RecoveryAction::refuse;
+      why << ". Refusing to serve: recovery.on_unknown_dataset is 'refuse'. Set it to 'restore' to overwrite the "
+             "upstream with the log's data, or 'adopt' to keep the upstream's data and start a new log from it "
+             "(the log's unrestored writes are then lost)";
+      break;
+    case config::OnUnknownDataset::restore:
+      p.action = RecoveryAction::restore;
+      why << "; recovery.on_unknown_dataset is 'restore': overwriting it with the log's data";
+      break;
+    case config::OnUnknownDataset::adopt:
+      p.action = RecoveryAction::adopt;
+      why << "; recovery.on_unknown_dataset is 'adopt': starting a new log from the upstream's data";
+      break;
+  }
+  p.explanation = why.str();
+  return p;
+}
+
+}  // namespace dp::recovery

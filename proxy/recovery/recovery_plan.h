@@ -1,0 +1,31 @@
+// The recovery decision (DESIGN.md §6): what the proxy does with an upstream
+// given the log's history and what the upstream says about its own.
+// Pure: no I/O.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "config/config.h"
+#include "proxy/upstream/upstream_info.h"
+
+namespace dp::recovery {
+
+enum class RecoveryAction {
+  fresh,    // the log is empty: first full sync becomes checkpoint 0
+  resume,   // upstream still has our history at or beyond the log end: PSYNC continue
+  restore,  // upstream lost data and is empty: replay checkpoint + log into it
+  adopt,    // upstream holds another dataset; on_unknown_dataset=adopt, or a cluster
+            // replica (its data is its primary's): new history
+  refuse,   // upstream holds another dataset; on_unknown_dataset=refuse
+};
+
+struct RecoveryPlan {
+  RecoveryAction action = RecoveryAction::refuse;
+  std::string explanation;  // for the log and for -LOADING / readyz
+};
+
+RecoveryPlan plan_recovery(const std::string& log_replid, uint64_t log_end, const upstream::UpstreamInfo& up,
+                           config::OnUnknownDataset on_unknown);
+
+}  // namespace dp::recovery
