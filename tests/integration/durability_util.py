@@ -20,8 +20,11 @@ import harness  # noqa: E402
 
 # A held reply must not arrive within this many seconds to count as held.
 HOLD_CHECK_S = 0.5
-# A reply that must not be held must arrive within this many seconds.
-PROMPT_S = 0.3
+# A reply that must not be held must arrive while the fsync is still blocked
+# (every user blocks it first): a held one cannot arrive before the unblock
+# at all, so this bound is no latency target; it only limits how long a
+# failing test waits.  Scaled, so a busy machine cannot fail a good proxy.
+PROMPT_S = harness.scaled(5)
 
 
 class Durable:

@@ -97,10 +97,11 @@ def wait_stalled(read, quiet, timeout, what):
     return last[0]
 
 
-def readyz(admin_port):
-    """The status of GET /readyz on a proxy's admin port (None: no answer)."""
+def readyz(admin_port, timeout=2.0):
+    """The status of GET /readyz on a proxy's admin port (None: no answer
+    within the scaled timeout)."""
     try:
-        c = http.client.HTTPConnection("127.0.0.1", admin_port, timeout=0.5)
+        c = http.client.HTTPConnection("127.0.0.1", admin_port, timeout=scaled(timeout))
         c.request("GET", "/readyz")
         status = c.getresponse().status
         c.close()

@@ -127,14 +127,15 @@ def test_the_previous_checkpoint_stays_until_the_new_one_is_complete(tmp_path, u
         assert b"409" in cli.stderr and b"already running" in cli.stderr, cli.stderr
 
         # Reads of settled keys are served meanwhile; in "committing" the
-        # checkpoint's fdatasync hangs on libuv's pool, not on the loop.
+        # checkpoint's fdatasync hangs on libuv's pool, not on the loop.  The
+        # fsync stays blocked until ctl.unblock() below, so a loop stuck in
+        # the commit would not answer these at all: an answer is the proof,
+        # whatever a busy machine makes it cost (no clock bound).
         phase = checkpointer(proxy)["phase"]
-        with harness.RespConn(proxy.addr, timeout=2) as conn:
+        with harness.RespConn(proxy.addr, timeout=harness.scaled(5)) as conn:
             for i in range(20):
-                t0 = time.perf_counter()
-                assert conn.call("GET", "b:%d" % i) == value_of("b", i, 100)
-                assert time.perf_counter() - t0 < 0.5, "GET stalled %.3f s in phase %s" % (
-                    time.perf_counter() - t0, phase)
+                assert conn.call("GET", "b:%d" % i) == value_of("b", i, 100), "GET in phase %s" % phase
+        assert checkpointer(proxy)["phase"] in ("committing", "waiting_for_log"), "fsync unblocked early"
 
         ctl.unblock()
         done = wait_completed(proxy, 1)
@@ -258,13 +259,14 @@ def test_the_first_checkpoint_commits_off_the_loop(tmp_path, upstream):
         harness.wait_until(lambda: "replication stream flowing" in log(), 20,
                            "the first full sync's RDB to be received (fsync blocked)",
                            state=lambda: log()[-600:])
+        # The fsync stays blocked until ctl.unblock(): a loop stuck in the
+        # commit would give no answer at all (None), whatever the timeout.
         for i in range(10):
             t0 = time.perf_counter()
             code = proxy.readyz()
-            elapsed = time.perf_counter() - t0
-            assert code == 503, "answer %d: /readyz gave %r after %.3f s while the commit hangs" % (i, code, elapsed)
-            assert elapsed < 0.4, "answer %d: /readyz took %.3f s while the commit hangs" % (i, elapsed)
-            time.sleep(0.05)
+            assert code == 503, "answer %d: /readyz gave %r after %.3f s while the commit hangs" % (
+                i, code, time.perf_counter() - t0)
+            time.sleep(0.05)  # pacing between the ten answers, not an ordering
         assert "checkpoint at offset" not in log()  # still blocked: nothing adopted yet
         ctl.unblock()
         proxy.wait_ready()

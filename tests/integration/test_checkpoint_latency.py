@@ -14,7 +14,13 @@ import harness
 from checkpoint_util import (admin_post, checkpointer, latencies_while, percentile, proxy_config,
                              wait_completed)
 
-pytestmark = pytest.mark.proxy_only
+# A latency figure, not a proof: the loop never waits for a checkpoint's disk
+# work is proved with fsync blocked (test_checkpoint.py).  It runs in the
+# long run only (tests/run-long.sh, DP_TEST_LONG=1), where a busy CI host
+# does not turn a figure into a failure.
+pytestmark = [pytest.mark.proxy_only,
+              pytest.mark.skipif(os.environ.get("DP_TEST_LONG") != "1",
+                                 reason="a latency figure: tests/run-long.sh (DP_TEST_LONG=1) runs it")]
 
 KEYS = 200000
 STALL_BOUND_S = 0.2

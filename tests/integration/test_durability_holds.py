@@ -62,9 +62,8 @@ def test_reads_wait_only_for_pending_keys(durable):
         with durable.direct() as d:
             harness.wait_until(lambda: d.call("GET", "pk") == b"new", 3, "SET pk executed")
         other.send_cmd("GET", "other")
-        waited, value = timed_read(other, timeout=3)
-        assert value == b"before"
-        assert waited < PROMPT_S, "read of an unrelated key waited %.3fs" % waited
+        waited, value = timed_read(other, timeout=PROMPT_S)  # fsync still blocked: not held
+        assert value == b"before", "read of an unrelated key answered %r after %.3fs" % (value, waited)
         pending.send_cmd("GET", "pk")
         dbsize.send_cmd("DBSIZE")
         keys.send_cmd("KEYS", "*")

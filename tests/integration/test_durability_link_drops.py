@@ -164,7 +164,10 @@ def test_a_hold_longer_than_hold_timeout_stops_serving(tmp_path):
     cl = cluster.Cluster(tmp_path, config_text="durability:\n  hold_timeout: 1s\n")
     try:
         with harness.RespConn(cl.addr) as c:
-            assert c.call("SET", "k", "v") == "OK"
+            # The first write waits for the log's first segment (seconds on a
+            # busy machine, past the 1 s hold_timeout): until one is acked.
+            harness.wait_until(lambda: c.call("SET", "k", "v") == "OK", 30,
+                               "a first write acknowledged (the log's first segment ready)")
             with cl.direct() as d:
                 assert d.call("ACL", "SETUSER", "default", "-psync", "-sync") == "OK"
                 assert d.call("CLIENT", "KILL", "TYPE", "replica") >= 1

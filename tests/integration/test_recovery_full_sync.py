@@ -147,6 +147,10 @@ def test_replies_during_a_full_resync_wait_then_get_an_error_naming_it(tmp_path)
     cl = cluster.Cluster(tmp_path, config_text=proxy_config(extra="durability:\n  hold_timeout: 1s\n"))
     try:
         with harness.RespConn(cl.addr) as c:
+            # The first write waits for the log's first segment (seconds on a
+            # busy machine, past the 1 s hold_timeout): until one is acked.
+            harness.wait_until(lambda: c.call("SET", "warmup", "1") == "OK", 30,
+                               "a first write acknowledged (the log's first segment ready)")
             write_mixed(c, KEYS, functions=False)
         with cl.direct() as d:
             assert d.call("CONFIG", "SET", "repl-backlog-size", "16384") == "OK"
