@@ -102,6 +102,7 @@ bool Proxy::start(std::string* error) {
     lo.checkpoint_dir = cfg_.log_dir;
     lo.segment_bytes = cfg_.segment_bytes;
     lo.commit_delay_us = cfg_.commit_delay_us;
+    lo.fsync_overlap = cfg_.fsync_overlap;
     lo.on_durable = [this] { uv_async_send(&durable_async_); };
     lo.on_commit = [this](uint64_t ns, uint64_t bytes) {  // writer thread
       fsync_seconds_.observe(static_cast<double>(ns) / 1e9);
