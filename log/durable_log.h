@@ -58,7 +58,7 @@ struct RecoveryInfo {
 class DurableLog {
  public:
   // Opens dir, recovers (torn tail truncated; corruption before good frames
-  // = error naming file and byte offset), starts the writer thread.
+  // = error naming file and byte offset), starts the committer threads.
   // Returns nullptr and sets *error on failure.
   static std::unique_ptr<DurableLog> open(const LogOptions& opts, std::string* error);
   virtual ~DurableLog() = default;  // stops the committers after a final fsync
