@@ -53,6 +53,7 @@ struct Config {
   std::string log_dir = "./data/log";
   uint64_t segment_bytes = 64ull << 20;
   uint32_t commit_delay_us = 0;
+  uint32_t fsync_overlap = 2;  // group commits whose fsync may be in flight at once
 
   // checkpoint:
   uint64_t checkpoint_max_log_bytes = 1ull << 30;

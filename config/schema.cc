@@ -97,6 +97,11 @@ const std::vector<Key> kKeys = {
     {.name = "log.commit_delay_us", .kind = KeyKind::uint, .field = &Config::commit_delay_us,
      .help = "Microseconds to wait for a bigger batch before each fsync (0 = none).", .min = 0,
      .max = 1000000},
+    {.name = "log.fsync_overlap", .kind = KeyKind::uint, .field = &Config::fsync_overlap,
+     .help = "Group commits whose fsync may be in flight at once: a write that arrives\n"
+             "during an fsync gets its own at once instead of waiting for that one\n"
+             "(1 = one fsync at a time).  One writer thread each.",
+     .min = 1, .max = 16},
 
     {.name = "checkpoint.max_log_bytes", .kind = KeyKind::size, .field = &Config::checkpoint_max_log_bytes,
      .help = "Log bytes since the last checkpoint that trigger a new one.", .min = kKb,

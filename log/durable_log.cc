@@ -1,9 +1,20 @@
-// DurableLog implementation: the producer-side queue and the writer thread
-// that turns it into group commits (one pwritev + one fdatasync per batch).
+// DurableLog implementation: the producer-side queue and the committer
+// threads that turn it into group commits (one pwritev + one fdatasync per
+// batch).
 //
-//   producer (loop thread)          writer thread
-//   append/reset/set_replid ──▶ queue_ ──swap──▶ frames ─▶ pwritev ─▶ fdatasync
-//                                                      └─▶ durable_ + on_durable()
+//   producer (loop thread)          committer k (one of fsync_overlap)
+//   append/reset/set_replid ──▶ queue_ ─swap─▶ frames ─▶ pwritev ─┬ write_mu_
+//                                              fdatasync(fd k) ◀──┘ released
+//                                              durable_ = max(durable_, end) + on_durable()
+//
+// One committer at a time holds write_mu_: it takes the queue, writes the
+// batch and releases the lock before its fdatasync, so the next committer
+// can write the next batch and start its own fdatasync while the first is
+// in flight.  An fdatasync covers every page written before it started, so
+// a committer publishes the end it wrote, whichever finishes first; the
+// durable offset only moves forward (max).  What touches more than the
+// current segment's tail (a roll, a reset) first waits until no fdatasync
+// is in flight.
 #include <sys/uio.h>
 
 #include <array>
@@ -43,7 +54,7 @@ uint64_t now_ns() {
 class LogImpl final : public DurableLog {
  public:
   LogImpl(const LogOptions& opts, FileSystem* fs, RecoveredLog rec)
-      : opts_(opts), fs_(fs), recovery_(rec.info) {
+      : opts_(opts), fs_(fs), recovery_(rec.info), seg_fds_(std::max<uint32_t>(opts.fsync_overlap, 1), -1) {
     replid_ = rec.info.replid;
     start_ = rec.info.start_offset;
     end_ = rec.info.end_offset;
@@ -55,16 +66,16 @@ class LogImpl final : public DurableLog {
       const SegmentInfo& last = rec.segments.back();
       seg_size_ = last.file_size;
       write_pos_ = last.write_pos;
+      synced_pos_ = last.write_pos;  // recovery read it back from the file
     }
   }
 
   std::string start() {
     if (!w_segments_.empty()) {
-      std::string path = opts_.dir + "/" + w_segments_.back().second;
-      if (int rc = fs_->open(path, false, &seg_fd_))
-        return "log: cannot open " + path + ": " + errno_text(rc);
+      if (std::string err = open_segment(w_segments_.back().second); !err.empty()) return err;
     }
-    writer_ = std::thread([this] { writer_main(); });
+    for (size_t k = 0; k < seg_fds_.size(); ++k)
+      committers_.emplace_back([this, k] { committer_main(k); });
     return "";
   }
 
@@ -73,10 +84,10 @@ class LogImpl final : public DurableLog {
       std::lock_guard<std::mutex> g(mu_);
       stop_ = true;
     }
-    cv_.notify_one();
-    if (writer_.joinable()) writer_.join();
+    cv_.notify_all();
+    for (std::thread& t : committers_) t.join();
     if (preparer_.joinable()) preparer_.join();
-    if (seg_fd_ >= 0) fs_->close(seg_fd_);
+    close_segment();
   }
 
   const RecoveryInfo& recovery() const override { return recovery_; }
@@ -154,10 +165,23 @@ class LogImpl final : public DurableLog {
   }
 
  private:
-  // ---- writer thread ----
-  void writer_main() {
+  // ---- committer threads ----
+
+  // A written group whose fdatasync is still to be done (or, with fd < 0,
+  // only a durable end to report: a batch that ended with a reset).
+  struct Commit {
+    int fd = -1;
+    std::string path;
+    uint64_t end = 0;  // stream end once the group is synced
+    uint64_t pos = 0;  // segment position just past the group
+    uint64_t gen = 0;  // generation_ when its batch was taken
+    uint64_t t_write = 0, stream_bytes = 0;
+  };
+
+  void committer_main(size_t slot) {
     std::vector<Op> batch;
     for (;;) {
+      std::unique_lock<std::mutex> w(write_mu_);
       spin_for_work();
       {
         std::unique_lock<std::mutex> lk(mu_);
@@ -173,9 +197,14 @@ class LogImpl final : public DurableLog {
         batch.swap(queue_);
         taken_queued_ = queued_.load(std::memory_order_relaxed);
         taken_gen_ = generation_;
+        ++in_flight_;
       }
-      if (!failed()) process(batch);
+      Commit c;
+      bool ok = !failed() && process(batch, slot, &c);
       batch.clear();
+      w.unlock();
+      if (ok && (c.fd < 0 || sync(c))) publish(c);
+      end_commit();
     }
   }
 
@@ -188,11 +217,18 @@ class LogImpl final : public DurableLog {
       std::this_thread::yield();
   }
 
-  void process(std::vector<Op>& batch) {
+  // Writes the batch.  Groups before a reset or drop are synced here; the
+  // last group is left in *c for the caller to sync outside write_mu_.
+  // Without one, *c only reports what this batch made durable itself (not
+  // w_end_: another committer's group may still be syncing).
+  bool process(std::vector<Op>& batch, size_t slot, Commit* c) {
     std::vector<const Op*> group;
+    uint64_t synced_end = 0;
     auto flush = [&]() -> bool {
-      bool ok = group.empty() || write_group(group);
+      if (group.empty()) return true;
+      bool ok = write_group(group, slot, c) && sync(*c);
       group.clear();
+      if (ok) synced_end = c->end;
       return ok;
     };
     for (const Op& op : batch) {
@@ -202,33 +238,77 @@ class LogImpl final : public DurableLog {
           group.push_back(&op);
           break;
         case Op::reset:
-          if (!flush() || !do_reset(op)) return;
+          if (!flush() || !do_reset(op)) return false;
+          synced_end = op.offset;
           break;
         case Op::drop:
-          if (!flush() || !do_drop(op.offset)) return;
+          if (!flush() || !do_drop(op.offset)) return false;
           break;
       }
     }
-    if (!flush()) return;
-    publish();
+    if (!group.empty()) return write_group(group, slot, c);
+    *c = Commit{};
+    c->end = synced_end;
+    c->gen = taken_gen_;
+    return true;
   }
 
-  void publish() {
+  // The fdatasync of a written group; poisons the log when it fails.
+  bool sync(const Commit& c) {
+    const uint64_t t0 = now_ns();
+    if (int rc = fs_->fdatasync(c.fd)) {
+      fail("log: fdatasync of " + c.path + " failed: " + errno_text(rc));
+      return false;
+    }
+    const uint64_t t1 = now_ns();
+    last_fsync_ns_.store(t1 - t0, std::memory_order_relaxed);
+    fsyncs_.fetch_add(1, std::memory_order_relaxed);
+    if (opts_.on_commit) opts_.on_commit(t1 - c.t_write, c.stream_bytes);
+    return true;
+  }
+
+  void publish(const Commit& c) {
     bool moved = false;
     {
       std::lock_guard<std::mutex> g(mu_);
-      // A reset queued after this batch was taken starts a new history: do
-      // not report this history's end as its progress.
-      if (generation_ == taken_gen_ && durable_.load() != w_end_) {
-        durable_.store(w_end_, std::memory_order_release);
-        moved = true;
+      // A failure of an overlapping fdatasync poisons this one too (its
+      // success may not cover pages whose write-back error went to the
+      // other).  A reset queued after this batch was taken starts a new
+      // history: do not report this history's end as its progress.
+      if (!failed_.load() && generation_ == c.gen) {
+        if (c.fd >= 0 && c.pos > synced_pos_) synced_pos_ = c.pos;
+        if (durable_.load() < c.end) {
+          durable_.store(c.end, std::memory_order_release);
+          moved = true;
+        }
       }
     }
     if (moved && opts_.on_durable) opts_.on_durable();
   }
 
+  void set_synced_pos(uint64_t pos) {
+    std::lock_guard<std::mutex> g(mu_);
+    synced_pos_ = pos;
+  }
+  void end_commit() {
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      --in_flight_;
+    }
+    idle_cv_.notify_all();
+  }
+  // Waits until no other committer's fdatasync is in flight (the caller's
+  // own commit is counted once); false when one of them failed.
+  bool wait_idle() {
+    std::unique_lock<std::mutex> lk(mu_);
+    idle_cv_.wait(lk, [&] { return in_flight_ <= 1; });
+    return !failed_.load();
+  }
+
   // Filled in below.
-  bool write_group(const std::vector<const Op*>& group);
+  bool write_group(const std::vector<const Op*>& group, size_t slot, Commit* c);
+  std::string open_segment(const std::string& name);
+  void close_segment();
   bool do_reset(const Op& op);
   bool do_drop(uint64_t offset);
   bool roll(uint64_t need);
@@ -240,8 +320,11 @@ class LogImpl final : public DurableLog {
   FileSystem* fs_;
   RecoveryInfo recovery_;
 
+  std::mutex write_mu_;  // held by the committer that takes and writes a batch
   mutable std::mutex mu_;
   std::condition_variable cv_;
+  std::condition_variable idle_cv_;  // in_flight_ dropped
+  int in_flight_ = 0;                // committers between taking a batch and publishing it
   std::vector<Op> queue_;
   bool stop_ = false;
   bool writer_waiting_ = false;
@@ -256,26 +339,42 @@ class LogImpl final : public DurableLog {
   std::atomic<bool> failed_{false};
   std::atomic<uint64_t> fsyncs_{0}, bytes_written_{0}, batches_{0}, last_fsync_ns_{0};
 
-  // writer thread only
+  // Position in the current segment up to which a completed fdatasync
+  // covered it (under mu_; reset with the segment while nothing is in flight).
+  uint64_t synced_pos_ = 0;
+
+  // committer holding write_mu_ only
   uint64_t taken_gen_ = 0;  // generation_ when the current batch was taken
   uint64_t taken_queued_ = 0;  // queued_ then: more means work is waiting
-  int seg_fd_ = -1;
+  // The current segment, opened once per committer: a write-back error is
+  // reported to every open file, so overlapping fdatasyncs each see it
+  // (one shared file would report it to only the first).  [0] also writes.
+  std::vector<int> seg_fds_;
   uint64_t seg_size_ = 0, write_pos_ = 0, w_end_ = 0;
   std::string w_replid_;
   std::vector<std::pair<uint64_t, std::string>> w_segments_;
   std::thread preparer_;
   std::atomic<bool> spare_ready_{false};
   std::string spare_error_;  // written by preparer before spare_ready_/join
-  std::thread writer_;
+  std::vector<std::thread> committers_;
 };
 
 
-bool LogImpl::write_group(const std::vector<const Op*>& group) {
+bool LogImpl::write_group(const std::vector<const Op*>& group, size_t slot, Commit* c) {
   uint64_t need = 0;
   for (const Op* op : group) need += kFrameHeaderSize + op->bytes.size();
-  if (seg_fd_ < 0 || write_pos_ + need > seg_size_) {
+  if (seg_fds_[0] < 0 || write_pos_ + need > seg_size_) {
     if (!roll(need)) return false;
   }
+  uint64_t synced;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    synced = synced_pos_;
+  }
+  // How far back the segment was known durable: recovery may find this
+  // group intact behind a torn one that was still being synced (FORMAT.md).
+  const auto sync_back =
+      static_cast<uint32_t>(std::min<uint64_t>(write_pos_ - std::min(synced, write_pos_), kMaxSyncBack));  // more claims less
   std::vector<std::array<unsigned char, kFrameHeaderSize>> headers(group.size());
   std::vector<struct iovec> iov;
   iov.reserve(group.size() * 2);
@@ -287,6 +386,7 @@ bool LogImpl::write_group(const std::vector<const Op*>& group) {
     h.first_offset = end;
     h.length = static_cast<uint32_t>(op.bytes.size());
     h.batch_back = static_cast<uint32_t>(back);
+    h.sync_back = sync_back;
     encode_frame_header(h, op.bytes, headers[i].data());
     iov.push_back({headers[i].data(), kFrameHeaderSize});
     iov.push_back({const_cast<char*>(op.bytes.data()), op.bytes.size()});
@@ -294,29 +394,50 @@ bool LogImpl::write_group(const std::vector<const Op*>& group) {
     if (op.kind == Op::data) end += op.bytes.size();
   }
   const std::string path = opts_.dir + "/" + w_segments_.back().second;
-  const uint64_t t_write = now_ns();
-  if (int rc = fs_->pwritev(seg_fd_, iov.data(), static_cast<int>(iov.size()), write_pos_)) {
+  c->t_write = now_ns();
+  if (int rc = fs_->pwritev(seg_fds_[0], iov.data(), static_cast<int>(iov.size()), write_pos_)) {
     fail("log: write of " + std::to_string(need) + " bytes to " + path + " at byte " +
          std::to_string(write_pos_) + " failed: " + errno_text(rc));
     return false;
   }
-  uint64_t t0 = now_ns();
-  if (int rc = fs_->fdatasync(seg_fd_)) {
-    fail("log: fdatasync of " + path + " failed: " + errno_text(rc));
-    return false;
-  }
-  const uint64_t t1 = now_ns();
-  last_fsync_ns_.store(t1 - t0, std::memory_order_relaxed);
-  if (opts_.on_commit) opts_.on_commit(t1 - t_write, end - w_end_);
-  fsyncs_.fetch_add(1, std::memory_order_relaxed);
   batches_.fetch_add(1, std::memory_order_relaxed);
   bytes_written_.fetch_add(need, std::memory_order_relaxed);
+  c->fd = seg_fds_[slot];
+  c->path = path;
+  c->stream_bytes = end - w_end_;
+  c->end = end;
+  c->gen = taken_gen_;
   write_pos_ += need;
+  c->pos = write_pos_;
   w_end_ = end;
   for (const Op* op : group)
     if (op->kind == Op::replid) w_replid_ = op->bytes;
   maybe_prepare_spare();
   return true;
+}
+
+// Opens `name` in dir once per committer, closing the previous segment.
+// Only while no fdatasync is in flight.
+std::string LogImpl::open_segment(const std::string& name) {
+  const std::string path = opts_.dir + "/" + name;
+  std::vector<int> fds(seg_fds_.size(), -1);
+  for (int& fd : fds) {
+    if (int rc = fs_->open(path, false, &fd)) {
+      for (int f : fds)
+        if (f >= 0) fs_->close(f);
+      return "log: cannot open " + path + ": " + errno_text(rc);
+    }
+  }
+  close_segment();
+  seg_fds_ = std::move(fds);
+  return "";
+}
+
+void LogImpl::close_segment() {
+  for (int& fd : seg_fds_) {
+    if (fd >= 0) fs_->close(fd);
+    fd = -1;
+  }
 }
 
 void LogImpl::maybe_prepare_spare() {
@@ -336,6 +457,9 @@ bool LogImpl::take_spare(uint64_t size) {
 }
 
 bool LogImpl::roll(uint64_t need) {
+  // The old segment must be durable before the new one exists (only the
+  // last segment may be torn), and its files stay open until then.
+  if (!wait_idle()) return false;
   uint64_t size = std::max<uint64_t>(opts_.segment_bytes, kSegmentHeaderSize + need);
   SegmentHeader h{w_end_, w_replid_};
   std::string name = segment_name(w_end_);
@@ -350,18 +474,14 @@ bool LogImpl::roll(uint64_t need) {
     else if (int rc2 = fs_->fsync_dir(opts_.dir))
       err = "log: fsync of directory " + opts_.dir + " failed: " + errno_text(rc2);
   }
-  int fd = -1;
-  if (err.empty())
-    if (int rc = fs_->open(opts_.dir + "/" + name, false, &fd))
-      err = "log: cannot open " + opts_.dir + "/" + name + ": " + errno_text(rc);
+  if (err.empty()) err = open_segment(name);
   if (!err.empty()) {
     fail(err);
     return false;
   }
-  if (seg_fd_ >= 0) fs_->close(seg_fd_);
-  seg_fd_ = fd;
   seg_size_ = size;
   write_pos_ = kSegmentHeaderSize;
+  set_synced_pos(kSegmentHeaderSize);
   // A batch too big for a segment that holds nothing yet replaces it under
   // the same name (same first offset): keep one entry, or drop_below()
   // would unlink the name twice.
@@ -373,21 +493,19 @@ bool LogImpl::roll(uint64_t need) {
 }
 
 bool LogImpl::do_reset(const Op& op) {
-  if (seg_fd_ >= 0) fs_->close(seg_fd_);
-  seg_fd_ = -1;
+  if (!wait_idle()) return false;  // nothing syncs the files about to go
+  close_segment();
   SegmentHeader h{op.offset, op.bytes};
   bool spare = take_spare(opts_.segment_bytes);
   std::string err = install_history(fs_, opts_.dir, h, opts_.segment_bytes, spare ? kSpareName : "");
-  std::string path = opts_.dir + "/" + segment_name(op.offset);
-  if (err.empty())
-    if (int rc = fs_->open(path, false, &seg_fd_))
-      err = "log: cannot open " + path + ": " + errno_text(rc);
+  if (err.empty()) err = open_segment(segment_name(op.offset));
   if (!err.empty()) {
     fail(err);
     return false;
   }
   seg_size_ = opts_.segment_bytes;
   write_pos_ = kSegmentHeaderSize;
+  set_synced_pos(kSegmentHeaderSize);
   w_end_ = op.offset;
   w_replid_ = op.bytes;
   w_segments_.assign(1, {op.offset, segment_name(op.offset)});

@@ -1,6 +1,8 @@
 // The durable log: an ordered byte stream addressed by replication offsets,
-// made durable by one writer thread with group commit.  Knows nothing of
-// clients, RESP or libuv.  See log/FORMAT.md.
+// made durable by group commit: committer threads (LogOptions::fsync_overlap)
+// take turns writing a batch, and the next one may start its fdatasync while
+// the previous one's is in flight.  Knows nothing of clients, RESP or libuv.
+// See log/FORMAT.md.
 //
 // Offsets follow the replication protocol: a log "ends at" offset E when the
 // last byte it holds is byte number E of the upstream's stream.  A
@@ -9,9 +11,10 @@
 //
 // Threads: open() on any thread before use.  append(), set_replid(),
 // reset() and the accessors are called from ONE producer thread (the proxy's
-// loop thread).  The writer thread calls the on_durable callback after every
+// loop thread).  A committer thread calls the on_durable callback after every
 // group commit that moved durable_offset(), and on failure; it must be cheap
-// and thread-safe (the proxy wires it to uv_async_send).
+// and thread-safe, also against itself: two committers may call it at once
+// (the proxy wires it to uv_async_send).
 #pragma once
 
 #include <cstdint>
@@ -28,10 +31,15 @@ struct LogOptions {
   std::string dir;                       // created if missing
   uint64_t segment_bytes = 64ull << 20;  // preallocated + zero-filled size of one segment
   uint32_t commit_delay_us = 0;          // optional wait for a bigger batch
+  // Group commits whose fdatasync may be in flight at once (>= 1; 1 = the
+  // next group waits for the previous fdatasync).  One committer thread
+  // each.
+  uint32_t fsync_overlap = 2;
   std::function<void()> on_durable;      // see above; may be empty
-  // Writer thread, after each successful group commit: nanoseconds of its
+  // Committer thread, after each successful group commit: nanoseconds of its
   // write + fdatasync and the stream bytes it made durable.  Must be cheap
-  // and thread-safe (metrics); may be empty.
+  // and thread-safe, two committers may call it at once (metrics); may be
+  // empty.
   std::function<void(uint64_t commit_ns, uint64_t stream_bytes)> on_commit;
   // Where CheckpointStore::open() was pointed; its MANIFEST decides where
   // the log starts after recovery (FORMAT.md rule 5).  "" = dir.
@@ -50,10 +58,10 @@ struct RecoveryInfo {
 class DurableLog {
  public:
   // Opens dir, recovers (torn tail truncated; corruption before good frames
-  // = error naming file and byte offset), starts the writer thread.
+  // = error naming file and byte offset), starts the committer threads.
   // Returns nullptr and sets *error on failure.
   static std::unique_ptr<DurableLog> open(const LogOptions& opts, std::string* error);
-  virtual ~DurableLog() = default;  // stops the writer after a final fsync
+  virtual ~DurableLog() = default;  // stops the committers after a final fsync
 
   virtual const RecoveryInfo& recovery() const = 0;
 
@@ -74,7 +82,9 @@ class DurableLog {
   virtual std::string replid() const = 0;
   virtual uint64_t start_offset() const = 0;
   virtual uint64_t end_offset() const = 0;      // appended (queued) end
-  virtual uint64_t durable_offset() const = 0;  // fsynced end; any thread
+  // Fsynced end; any thread.  Only what a completed fdatasync covered: the
+  // end written before it started, the highest of those that completed.
+  virtual uint64_t durable_offset() const = 0;
   virtual uint64_t unsynced_bytes() const = 0;  // end - durable
 
   // Poison: once a write or fsync fails the log never reports progress

@@ -3,7 +3,8 @@
 // tests/unit/log/fake_file_system.h).  Every call returns 0 or an errno
 // value; none throws.  posix_file_system() is stateless and thread-safe; a
 // FileSystem passed in LogOptions must outlive the log and be thread-safe
-// (the writer thread and the helper that prepares spare segments call it).
+// (the committer threads, several at once, and the helper that prepares
+// spare segments call it).
 #pragma once
 
 #include <sys/uio.h>

@@ -3,7 +3,8 @@
 // reset.tmp (full, zero-filled, header) -> fdatasync -> fsync dir -> delete
 // old segments -> fsync dir -> rename to <C>.seg -> fsync dir.
 // finish_pending_reset() is recovery's half (FORMAT.md rule 1).
-// Called by the writer thread or by recovery; never concurrently on one dir.
+// Called by a committer thread (with none other in flight) or by recovery;
+// never concurrently on one dir.
 #pragma once
 
 #include <cstdint>

@@ -35,7 +35,12 @@ bool later_group_after(std::string_view bytes, uint64_t pos) {
     if (hit == nullptr) return false;
     q = static_cast<size_t>(static_cast<const char*>(hit) - bytes.data());
     FrameHeader h;
-    if (check_frame(bytes, q, &h) && h.batch_back <= q && q - h.batch_back > pos) return true;
+    if (check_frame(bytes, q, &h)) {
+      // Back to what was durable when q's group was written: damage before
+      // that cannot be a torn tail.
+      uint64_t back = uint64_t{h.batch_back} + h.sync_back;
+      if (back <= q && q - back > pos) return true;
+    }
     ++q;
   }
   return false;

@@ -42,8 +42,9 @@ using FrameVisitor = std::function<void(const FrameHeader&, std::string_view pay
 uint64_t walk_frames(std::string_view bytes, uint64_t first_offset, uint64_t* end_offset,
                      const FrameVisitor& visit);
 
-// True when a frame of a later group commit than the one at `pos` is present
-// after pos: proof that damage at pos is not a torn tail.
+// True when a frame after `pos` belongs to a group commit written after pos
+// was durable (its group start minus its sync back is past pos): proof
+// that damage at pos is not a torn tail.
 bool later_group_after(std::string_view bytes, uint64_t pos);
 
 // Lists and checks every segment of dir.  Returns "" or an error naming the

@@ -66,6 +66,7 @@ void encode_frame_header(const FrameHeader& h, std::string_view payload,
   std::memset(out, 0, kFrameHeaderSize);
   put32(out, kFrameMagic);
   out[kFrameType] = static_cast<unsigned char>(h.type);
+  for (int i = 0; i < 3; ++i) out[kFrameSyncBack + i] = static_cast<unsigned char>(h.sync_back >> (8 * i));
   put64(out + kFrameFirstOffset, h.first_offset);
   put32(out + kFrameLength, h.length);
   put32(out + kFrameBatchBack, h.batch_back);
@@ -88,6 +89,7 @@ bool check_frame(std::string_view bytes, size_t pos, FrameHeader* h) {
   h->first_offset = get64(p + kFrameFirstOffset);
   h->length = len;
   h->batch_back = get32(p + kFrameBatchBack);
+  h->sync_back = p[kFrameSyncBack] | (p[kFrameSyncBack + 1] << 8) | (p[kFrameSyncBack + 2] << 16);
   return true;
 }
 

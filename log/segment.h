@@ -29,6 +29,7 @@ struct FrameHeader {
   uint64_t first_offset = 0;
   uint32_t length = 0;
   uint32_t batch_back = 0;
+  uint32_t sync_back = 0;  // < 2^24
 };
 // Fills the 28-byte header including the crc of header fields + payload.
 void encode_frame_header(const FrameHeader& h, std::string_view payload,

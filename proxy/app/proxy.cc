@@ -86,8 +86,9 @@ bool Proxy::start(std::string* error) {
     lo.checkpoint_dir = cfg_.log_dir;
     lo.segment_bytes = cfg_.segment_bytes;
     lo.commit_delay_us = cfg_.commit_delay_us;
+    lo.fsync_overlap = cfg_.fsync_overlap;
     lo.on_durable = [this] { uv_async_send(&durable_async_); };
-    lo.on_commit = [this](uint64_t ns, uint64_t bytes) {  // writer thread
+    lo.on_commit = [this](uint64_t ns, uint64_t bytes) {  // committer threads, maybe two at once
       fsync_seconds_.observe(static_cast<double>(ns) / 1e9);
       fsync_batch_bytes_.observe(static_cast<double>(bytes));
     };

@@ -120,7 +120,7 @@ class Proxy : public upstream::ReplicaLink::Listener {
   bool listening_ = false;
 
   admin::Metrics metrics_;
-  // Filled by the log writer thread (LogOptions::on_commit), copied into
+  // Filled by the log committer threads (LogOptions::on_commit), copied into
   // metrics_ by refresh_metrics(); declared before log_ so they outlive it.
   admin::AtomicHistogram fsync_seconds_{admin::Metric::fsync_seconds};
   admin::AtomicHistogram fsync_batch_bytes_{admin::Metric::fsync_batch_bytes};

@@ -99,13 +99,13 @@ def redis_server(workdir, name, extra, env=None):
     return port
 
 
-def proxy(workdir, upstream_port, env=None):
+def proxy(workdir, upstream_port, env=None, config="{}\n"):
     port, admin = free_port(), free_port()
     d = os.path.join(workdir, "proxy-%d" % port)
     os.makedirs(d)
     cfg = os.path.join(d, "proxy.yaml")
     with open(cfg, "w") as f:
-        f.write("{}\n")
+        f.write(config)
     start([ARGS.proxy, "--config", cfg, "--listen", "127.0.0.1:%d" % port,
            "--upstream", "127.0.0.1:%d" % upstream_port, "--log-dir", os.path.join(d, "log"),
            "--admin", "127.0.0.1:%d" % admin, "--durability", "always"],
@@ -135,6 +135,11 @@ def bench(port, args, timeout=600):
 def workloads():
     n, n1, ng = ARGS.requests, ARGS.c1_requests, ARGS.get_requests
     common = ["-r", "100000", "-d", "64"]
+    chosen = ARGS.workloads.split(",") if ARGS.workloads else None
+    return [w for w in all_workloads(n, n1, ng, common) if chosen is None or w[0] in chosen]
+
+
+def all_workloads(n, n1, ng, common):
     return [
         ("SET c50 P1", lambda p: bench(p, ["-t", "set", "-c", "50", "-P", "1", "-n", str(n)] + common)),
         ("SET c50 P16", lambda p: bench(p, ["-t", "set", "-c", "50", "-P", "16", "-n", str(n * 4)] + common)),
@@ -168,6 +173,11 @@ def run_mode(mode, workdir, shim):
     upstream = redis_server(workdir, "upstream", [])
     durable = proxy(workdir, upstream, env)
     targets = [("ceiling", ceiling), ("always", always), ("durable", durable)]
+    if ARGS.compare_overlap:
+        # The same proxy build with another log.fsync_overlap (1 = one fsync
+        # at a time, the behaviour before overlapping), on its own upstream.
+        targets.append((compare_name(), proxy(workdir, redis_server(workdir, "upstream2", []), env,
+                                              "log:\n  fsync_overlap: %d\n" % ARGS.compare_overlap)))
     # Fill the keys GET reads, on every target.
     for _, p in targets:
         bench(p, ["-t", "set", "-c", "50", "-n", "100000", "-r", "100000", "-d", "64", "-P", "16"])
@@ -188,14 +198,28 @@ def run_mode(mode, workdir, shim):
     return med
 
 
+def compare_name():
+    return "durable-o%d" % ARGS.compare_overlap
+
+
 def report(mode, med):
     title = "local disk" if mode == "local" else "every fdatasync delayed %d us (shim)" % ARGS.delay_us
     print("\n== %s: medians of %d rounds ==" % (title, ARGS.rounds))
     print("%-17s %-8s %12s %9s %9s" % ("workload", "target", "rps", "p50 ms", "p99 ms"))
+    names = ["ceiling", "always", "durable"] + ([compare_name()] if ARGS.compare_overlap else [])
     for wname, _ in workloads():
-        for tname in ("ceiling", "always", "durable"):
+        for tname in names:
             m = med[(wname, tname)]
-            print("%-17s %-8s %12.0f %9.3f %9.3f" % (wname, tname, m["rps"], m["p50"], m["p99"]))
+            print("%-17s %-10s %12.0f %9.3f %9.3f" % (wname, tname, m["rps"], m["p50"], m["p99"]))
+    if ARGS.compare_overlap:
+        for wname, _ in workloads():
+            d, o = med[(wname, "durable")], med[(wname, compare_name())]
+            print("%s: durable (default overlap) / %s: rps %.2fx, p50 %.2fx, p99 %.2fx"
+                  % (wname, compare_name(), d["rps"] / o["rps"], d["p50"] / o["p50"] if o["p50"] else 0,
+                     d["p99"] / o["p99"] if o["p99"] else 0))
+    if len(workloads()) != len(all_workloads(0, 0, 0, [])):
+        return  # the ratios and targets below need every workload
+
     def r(w, t1, t2, metric="rps"):
         return med[(w, t1)][metric] / med[(w, t2)][metric] if med[(w, t2)][metric] else float("inf")
     print("ratios: durable/always SET c50 P1 %.2fx, SET c50 P16 %.2fx, SET c1 P1 rps %.2fx, "
@@ -231,6 +255,10 @@ def main():
     ap.add_argument("--get-requests", type=int, default=5000 if quick else 200000)
     ap.add_argument("--modes", default="local,delay")
     ap.add_argument("--delay-us", type=int, default=2000)
+    ap.add_argument("--workloads", default="",
+                    help="comma-separated names (e.g. 'SET c50 P1'); default all")
+    ap.add_argument("--compare-overlap", type=int, default=0,
+                    help="also measure a proxy with this log.fsync_overlap (e.g. 1)")
     ARGS = ap.parse_args()
     workdir = tempfile.mkdtemp(prefix="dp-durability-bench-")
     try:

@@ -123,10 +123,13 @@ def test_waitaof_answered_from_the_log(durable):
 
 
 def test_read_waits_only_for_the_writes_pending_on_its_key(fresh_durable):
-    """Every fdatasync takes 300 ms.  SET k goes into fsync F1; SET other,
-    sent while F1 runs, can only go into F2.  A GET k sent after both must
-    be released with F1 (it waits for the write pending on k, not for later
-    writes to other keys), well before SET other's reply.
+    """Every fdatasync takes 300 ms, one at a time (log.fsync_overlap 1).
+    SET k goes into fsync F1; SET other, sent while F1 runs, can only go
+    into F2, which starts when F1 ends.  A GET k sent after both must be
+    released with F1 (it waits for the write pending on k, not for later
+    writes to other keys), well before SET other's reply.  (With
+    overlapping fsyncs F2 would start at once and end about when F1 does:
+    the two replies would not be apart enough to tell.)
 
     The setup is observed, not assumed: SET k is sent only once the log is
     idle (every received byte fsynced), and when both SETs still shared an
@@ -134,7 +137,7 @@ def test_read_waits_only_for_the_writes_pending_on_its_key(fresh_durable):
     flight when SET k arrived) the attempt is repeated with new keys."""
     import threading
     import time
-    d = fresh_durable(extra_env={"DP_FSYNC_DELAY_US": "300000"})
+    d = fresh_durable(config_text="log:\n  fsync_overlap: 1\n", extra_env={"DP_FSYNC_DELAY_US": "300000"})
 
     def attempt(n):
         k, other = "k%d" % n, "other%d" % n

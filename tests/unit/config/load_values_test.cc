@@ -53,7 +53,7 @@ TEST_CASE("values of every kind land in their fields") {
       "limits:\n  max_bulk_len: 1mb\n  max_inline_len: 4k\n  max_multibulk_len: 100\n"
       "  client_buffer: 2mb\n  total_held: 3gb\n"
       "durability:\n  mode: off\n  hold_timeout: 1m\n  trust_script_keys: true\n  max_unsynced: 8mb\n"
-      "log:\n  dir: /var/lib/dp\n  segment_size: 16mb\n  commit_delay_us: 200\n"
+      "log:\n  dir: /var/lib/dp\n  segment_size: 16mb\n  commit_delay_us: 200\n  fsync_overlap: 3\n"
       "checkpoint:\n  max_log_bytes: 256mb\n  interval: 0\n"
       "recovery:\n  restore_listen: \"127.0.0.1:17000\"\n  on_unknown_dataset: adopt\n"
       "admin:\n  enabled: false\n  address: \"0.0.0.0:9000\"\n"
@@ -77,6 +77,7 @@ TEST_CASE("values of every kind land in their fields") {
   CHECK(c.log_dir == "/var/lib/dp");
   CHECK(c.segment_bytes == 16ull << 20);
   CHECK(c.commit_delay_us == 200);
+  CHECK(c.fsync_overlap == 3);
   CHECK(c.checkpoint_max_log_bytes == 256ull << 20);
   CHECK(c.checkpoint_interval_s == 0);
   CHECK(c.restore_listen.port == 17000);

@@ -132,6 +132,7 @@ int FakeFileSystem::pwritev(int fd, const struct iovec* iov, int iovcnt, uint64_
     if (static_cast<int64_t>(total) > write_budget.load()) return ENOSPC;
     write_budget -= static_cast<int64_t>(total);
   }
+  ++it->second->writes;
   std::string& d = it->second->data;
   if (d.size() < offset + total) d.resize(offset + total, '\0');
   for (int i = 0; i < iovcnt; ++i) {
@@ -160,13 +161,52 @@ int FakeFileSystem::file_size(int fd, uint64_t* size) {
   return 0;
 }
 
-int FakeFileSystem::fdatasync(int fd) {
+void FakeFileSystem::hold_syncs(bool on) {
   std::lock_guard<std::mutex> g(mu_);
+  hold_ = on;
+  if (on) return;
+  for (auto& h : held_) h->done = true;
+  held_.clear();
+  held_cv_.notify_all();
+}
+
+size_t FakeFileSystem::held_syncs() {
+  std::lock_guard<std::mutex> g(mu_);
+  return held_.size();
+}
+
+void FakeFileSystem::finish_sync(size_t index, int rc) {
+  std::lock_guard<std::mutex> g(mu_);
+  if (index >= held_.size()) return;
+  held_[index]->done = true;
+  held_[index]->rc = rc;
+  held_.erase(held_.begin() + static_cast<std::ptrdiff_t>(index));
+  held_cv_.notify_all();
+}
+
+int FakeFileSystem::fdatasync(int fd) {
+  std::unique_lock<std::mutex> lk(mu_);
   auto it = fds_.find(fd);
   if (it == fds_.end()) return EBADF;
   if (fail_sync.load()) return EIO;
-  it->second->synced = it->second->data;
+  std::shared_ptr<File> f = it->second;
+  std::string covered = f->data;  // what an fdatasync started now covers
+  const uint64_t writes = f->writes;
+  if (hold_) {
+    auto h = std::make_shared<Held>();
+    held_.push_back(h);
+    held_cv_.wait(lk, [&] { return h->done; });
+    if (h->rc != 0) {
+      ++completed_syncs_;
+      return h->rc;
+    }
+  }
+  if (writes >= f->synced_writes) {  // an earlier one finishing late syncs nothing more
+    f->synced = std::move(covered);
+    f->synced_writes = writes;
+  }
   mutated();
+  ++completed_syncs_;
   return 0;
 }
 

@@ -1,11 +1,14 @@
 // An in-memory FileSystem that knows what a power loss would keep: file
 // contents written since the last fdatasync and directory entries changed
 // since the last fsync of their directory are forgotten by crash_image().
-// Faults: fsync failure (EIO), a write budget (ENOSPC), and an automatic
-// crash image taken after the N-th mutating operation.  Thread-safe.
+// Faults: fsync failure (EIO), a write budget (ENOSPC), an automatic crash
+// image taken after the N-th mutating operation, and held fdatasyncs the
+// test finishes one by one, in any order, with success or an error.
+// An fdatasync covers what the file held when it was called.  Thread-safe.
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -14,6 +17,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "log/file_system.h"
 
@@ -23,6 +27,7 @@ class FakeFileSystem final : public FileSystem {
  public:
   struct File {
     std::string data, synced;
+    uint64_t writes = 0, synced_writes = 0;  // pwritev calls so far; covered by `synced`
   };
   using Image = std::map<std::string, std::string>;  // path -> contents after a crash
 
@@ -41,6 +46,17 @@ class FakeFileSystem final : public FileSystem {
 
   std::atomic<bool> fail_sync{false};            // fdatasync / fsync_dir -> EIO
   std::atomic<int64_t> write_budget{-1};         // bytes before ENOSPC; -1 = unlimited
+
+  // While holding, every fdatasync takes what the file holds at the call,
+  // then waits until finish_sync() lets it complete.  hold_syncs(false)
+  // completes all waiting ones with success.
+  void hold_syncs(bool on);
+  size_t held_syncs();  // fdatasyncs waiting now
+  // Completes the index-th waiting fdatasync (in call order): rc 0 makes
+  // what it took durable (unless a later one already did more), else it
+  // returns rc and syncs nothing.
+  void finish_sync(size_t index, int rc = 0);
+  uint64_t completed_syncs() const { return completed_syncs_.load(); }  // fdatasyncs returned
 
   // Test access to current contents (not what a crash keeps).
   std::string contents(const std::string& path);
@@ -73,6 +89,14 @@ class FakeFileSystem final : public FileSystem {
   bool crash_tear_ = false;
   uint32_t crash_seed_ = 1;
   std::optional<Image> taken_;
+  struct Held {
+    bool done = false;
+    int rc = 0;
+  };
+  bool hold_ = false;
+  std::vector<std::shared_ptr<Held>> held_;  // waiting, in call order
+  std::condition_variable held_cv_;
+  std::atomic<uint64_t> completed_syncs_{0};
 };
 
 }  // namespace dp::log::test
