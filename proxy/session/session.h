@@ -26,6 +26,10 @@
 // write shutdown so Valkey finishes what it read, replies are swallowed,
 // and unresolved write marks are covered by a probe once the upstream has
 // closed.  Loop thread only.
+//
+// Files: session.cc (lifetime, sockets, backpressure, endings),
+// session_requests.cc (the request path), session_replies.cc (the reply
+// path and the held-reply queue).
 #pragma once
 
 #include <uv.h>
