@@ -6,6 +6,7 @@
 #include "proxy/session/session.h"
 
 #include <string>
+#include <utility>
 
 #include "proxy/base/logger.h"
 #include "proxy/resp/encoder.h"
@@ -16,7 +17,7 @@ namespace dp {
 namespace {
 
 constexpr size_t kReadChunk = 64 * 1024;
-constexpr size_t kMaxExpects = 1 << 20;  // pipeline depth bound per client
+constexpr size_t kMaxPending = 1 << 20;  // pipeline depth bound per client
 constexpr uint64_t kUnreachableWaitMs = 1000;
 
 }  // namespace
@@ -71,14 +72,12 @@ void Session::on_connect(uv_connect_t* req, int status) {
 
 void Session::upstream_unreachable(const char* cause) {
   // Nothing was forwarded: forget what the client sent and tell it why.
-  for (gate::Token& t : tokens_)
-    if (ctx_->gate) ctx_->gate->pending().abandon(std::move(t));
-  tokens_.clear();
-  if (ctx_->gate && !multi_token_.empty()) ctx_->gate->pending().abandon(std::move(multi_token_));
-  expects_.clear();
-  exec_selects_.clear();
-  local_.clear();
-  read_keys_.clear();
+  if (ctx_->gate) {
+    for (Pending& p : pending_)
+      if (p.has_token) ctx_->gate->pending().abandon(std::move(p.token));
+    if (!multi_token_.empty()) ctx_->gate->pending().abandon(std::move(multi_token_));
+  }
+  forget_pending();
   up_out_.clear();
   upstream_closed_ = true;
   std::string msg = "ERR durable-proxy: upstream " + ctx_->upstream_name + " unreachable: " + cause;
@@ -105,7 +104,7 @@ void Session::send_unreachable_error() {
   resp::append_error(&line, unreachable_error_);
   unreachable_error_.clear();
   if (unreachable_timer_) uv_timer_stop(unreachable_timer_);
-  queue_reply(line, false, nullptr, true);
+  queue_reply(line, {.close_after = true});
   release();
   update_reading();
 }
@@ -193,14 +192,13 @@ void Session::update_reading() {
   // While the log lags (ctx_->stream_lagging), a session that has a write in
   // flight or a reply held reads no more requests: the stream stops growing
   // by more than one read per session, and sessions that only read go on.
-  bool lag_stop = ctx_->stream_lagging && (!tokens_.empty() || !held_.empty() || !multi_token_.empty());
+  bool lag_stop = ctx_->stream_lagging && (writes_in_flight_ > 0 || !held_.empty() || !multi_token_.empty());
   bool want_client = !client_gone_ && !draining_ && !stop_requests_ &&
                      (!upstream_closed_ || !unreachable_error_.empty()) && !lag_stop &&
-                     up_out_.size() + up_writing_.size() < limit && held_bytes_ < limit &&
-                     out_.size() + writing_.size() < limit && expects_.size() < kMaxExpects && !global_full;
-  if (global_full && !paused_global_ && want_client == false && !client_gone_) paused_global_ = true;
+                     up_out_.size() + up_writing_.size() < limit && held_.bytes() < limit &&
+                     out_.size() + writing_.size() < limit && pending_.size() < kMaxPending && !global_full;
   if (want_client != reading_client_) {
-    if (!want_client && (global_full || lag_stop || held_bytes_ >= limit))
+    if (!want_client && (global_full || lag_stop || held_.bytes() >= limit))
       count_error(ctx_->metrics, admin::ErrorCause::backpressure);  // paused for memory
     reading_client_ = want_client;
     auto* st = reinterpret_cast<uv_stream_t*>(&client_);
@@ -210,7 +208,7 @@ void Session::update_reading() {
   // Replies are read only while they fit in this client's and in the total
   // held-reply bounds (a client that left: always, its replies are dropped).
   bool want_upstream = connected_ && !upstream_closed_ &&
-                       (client_gone_ || (out_.size() + writing_.size() < limit && held_bytes_ < limit &&
+                       (client_gone_ || (out_.size() + writing_.size() < limit && held_.bytes() < limit &&
                                          !global_full));
   if (want_upstream != reading_upstream_) {
     reading_upstream_ = want_upstream;
@@ -220,10 +218,7 @@ void Session::update_reading() {
   }
 }
 
-void Session::maybe_resume() {
-  paused_global_ = false;
-  update_reading();
-}
+void Session::maybe_resume() { update_reading(); }
 
 // ---------------------------------------------------------------- writing
 
@@ -276,7 +271,7 @@ void Session::flush_client() {
   out_.release();
   writing_.release();
   if (close_when_flushed_) return close("protocol error or upstream refused");
-  if (held_.empty() && upstream_closed_ && expects_.empty()) return close("upstream closed");
+  if (held_.empty() && upstream_closed_ && pending_.empty()) return close("upstream closed");
   if (draining_ && nothing_due()) return close("draining: no reply due");
 }
 
@@ -298,10 +293,7 @@ void Session::upstream_gone(const std::string& why) {
   LOG_DEBUG("session", "client %llu: %s", static_cast<unsigned long long>(id_), why.c_str());
   // Commands that got no reply may have run: their marks wait for a probe.
   cover_outstanding();
-  expects_.clear();
-  exec_selects_.clear();
-  local_.clear();
-  read_keys_.clear();
+  forget_pending();
   if (connected_) uv_read_stop(reinterpret_cast<uv_stream_t*>(&upstream_));
   reading_upstream_ = false;
   if (client_gone_) return close(why);
@@ -313,11 +305,7 @@ void Session::client_left(const std::string& why) {
   if (client_gone_ || closing_) return;
   client_gone_ = true;
   LOG_DEBUG("session", "client %llu: %s", static_cast<unsigned long long>(id_), why.c_str());
-  uint64_t dropped = held_bytes_;
-  held_.clear();
-  held_buf_.clear();
-  held_bytes_ = 0;
-  if (dropped) ctx_->total_held_bytes -= dropped;
+  ctx_->total_held_bytes -= held_.clear();
   out_.clear();
   uv_read_stop(reinterpret_cast<uv_stream_t*>(&client_));
   reading_client_ = false;
@@ -330,7 +318,7 @@ void Session::start_swallow() {
   // Let the upstream finish what it already read, then close: its EOF
   // tells us every forwarded command has run, so the probe that follows
   // covers them all (the "swallow" of late replies).
-  if (ctx_->gate == nullptr || (tokens_.empty() && multi_token_.empty())) return close("client left");
+  if (ctx_->gate == nullptr || (writes_in_flight_ == 0 && multi_token_.empty())) return close("client left");
   flush_upstream();
   uv_shutdown(&shutdown_req_, reinterpret_cast<uv_stream_t*>(&upstream_), [](uv_shutdown_t* req, int) {
     (void)req;  // EOF (or an error) arrives through on_upstream_read
@@ -338,10 +326,16 @@ void Session::start_swallow() {
   update_reading();
 }
 
+void Session::forget_pending() {
+  pending_.clear();
+  writes_in_flight_ = 0;
+}
+
 void Session::cover_outstanding() {
   if (!ctx_->gate) return;
-  for (gate::Token& t : tokens_) ctx_->gate->cover(0, &t, ctx_->now_ms);
-  tokens_.clear();
+  for (Pending& p : pending_)
+    if (std::exchange(p.has_token, false)) ctx_->gate->cover(0, &p.token, ctx_->now_ms);
+  writes_in_flight_ = 0;
   if (!multi_token_.empty()) ctx_->gate->pending().abandon(std::move(multi_token_));
   multi_token_ = gate::Token{};
 }
@@ -356,12 +350,11 @@ bool Session::nothing_due() const {
   // Messages (pub/sub, MONITOR lines, invalidations) are not replies: a
   // subscriber or MONITOR client has nothing due even while some are held
   // or being written.
-  for (const Held& h : held_)
-    if (!h.message) return false;
+  if (held_.holds_reply()) return false;
   if (!subscribed_ && !monitor_ && (!out_.empty() || client_writing_)) return false;
-  for (const Expect& e : expects_) {
-    if (e.type == ExpectType::pubsub && e.confirmations > 0) continue;  // subscribed: only messages follow
-    if (e.blocks_forever) return true;  // and what is pipelined behind it waits as long
+  for (const Pending& p : pending_) {
+    if (p.type == PendingType::pubsub && p.confirmations > 0) continue;  // subscribed: only messages follow
+    if (p.blocks_forever) return true;  // and what is pipelined behind it waits as long
     return false;
   }
   return true;  // idle, subscribed, or in MONITOR
@@ -370,10 +363,8 @@ bool Session::nothing_due() const {
 void Session::close(const std::string& why) {
   if (closing_) return;
   closing_ = true;
-  close_reason_ = why;
   cover_outstanding();
-  if (held_bytes_) ctx_->total_held_bytes -= held_bytes_;
-  held_bytes_ = 0;
+  ctx_->total_held_bytes -= held_.clear();
   if (ctx_->session_closed) ctx_->session_closed(this);
   auto close_one = [](uv_tcp_t* h) {
     if (uv_is_closing(reinterpret_cast<uv_handle_t*>(h))) return;

@@ -1,8 +1,9 @@
 // Session, reply path: frame what the upstream sent, match each frame to
-// the Expect at the front (or tell it is a pub/sub message, a MONITOR line,
-// a confirmation), apply its effect on the connection state, and queue it in
-// order, held until the gate says durable when it must wait.  Lifetime and
-// sockets: session.cc; the request path: session_requests.cc.
+// the pending record at the front (or tell it is a pub/sub message, a
+// MONITOR line, a confirmation), apply its effect on the connection state,
+// and queue it in order, held (gate::ReplyQueue) until the gate says
+// durable when it must wait.  Lifetime and sockets: session.cc; the request
+// path: session_requests.cc.
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -63,7 +64,7 @@ void Session::process_replies(std::string_view input, ByteBuffer* owner) {
   size_t pos = 0;
   while (pos < input.size() && !closing_) {
     if (raw_upstream_ || client_gone_) {
-      if (!client_gone_) queue_reply(input.substr(pos), false, nullptr);
+      if (!client_gone_) queue_reply(input.substr(pos), {});
       pos = input.size();
       break;
     }
@@ -128,7 +129,7 @@ void Session::count_exec_subscriptions(std::string_view frame, const resp::Frame
 
 Session::FrameRole Session::frame_role(std::string_view frame, const resp::Frame& f) {
   bool push = f.type == '>';
-  bool pubsub_front = !expects_.empty() && expects_.front().type == ExpectType::pubsub;
+  bool pubsub_front = !pending_.empty() && pending_.front().type == PendingType::pubsub;
   // RESP2 subscribed mode: messages and confirmations are plain arrays (and
   // only pub/sub commands, PING, QUIT and RESET run, so no other reply is
   // an array starting with "message" or "subscribe").
@@ -153,118 +154,112 @@ Session::FrameRole Session::frame_role(std::string_view frame, const resp::Frame
 }
 
 void Session::on_frame(std::string_view frame, const resp::Frame& f) {
+  const bool gated = ctx_->gate != nullptr;
   switch (frame_role(frame, f)) {
     case FrameRole::message:  // pub/sub, invalidations, MONITOR: held like writes
-      queue_reply(frame, ctx_->gate != nullptr, nullptr, false, true, admin::HoldKind::notification);
+      queue_reply(frame, {.wait = gated, .message = true, .kind = admin::HoldKind::notification});
       return;
     case FrameRole::passive:
       // A MONITOR line of a non-write waits only for its turn behind held
       // lines; it is a message all the same (nothing due at shutdown).
-      queue_reply(frame, false, nullptr, false, monitor_ && f.type == '+');
+      queue_reply(frame, {.message = monitor_ && f.type == '+'});
       return;
-    case FrameRole::confirmation:
+    case FrameRole::confirmation: {
       // A pub/sub command is complete once it got one confirmation per
       // argument (or, argument-less, once one of another kind arrives).
-      while (!expects_.empty() && expects_.front().type == ExpectType::pubsub && expects_.front().confirmations > 0 &&
-             ((expects_.front().arg > 0 && expects_.front().confirmations >= static_cast<uint32_t>(expects_.front().arg)) ||
-              !confirms(expects_.front().special, confirmation_kind_))) {
-        expects_.pop_front();
-        take_local_expects();
-      }
+      auto complete = [this](const Pending& p) {
+        return p.type == PendingType::pubsub && p.confirmations > 0 &&
+               ((p.arg > 0 && p.confirmations >= static_cast<uint32_t>(p.arg)) ||
+                !confirms(p.special, confirmation_kind_));
+      };
+      while (!pending_.empty() && complete(pending_.front())) finish_pubsub();
       // Sent whatever CLIENT REPLY says: the server marks (un)subscribe
       // confirmations, like messages, as pushes that OFF/SKIP do not silence.
-      if (!expects_.empty() && expects_.front().type == ExpectType::pubsub) {
-        Expect& front = expects_.front();
+      if (!pending_.empty() && pending_.front().type == PendingType::pubsub) {
+        Pending& front = pending_.front();
         // Argument-less: the server answers for every member of that kind
         // it had when it ran, i.e. before this first confirmation.
         if (front.arg == 0 && front.confirmations == 0 && confirms(front.special, confirmation_kind_))
           front.arg = static_cast<int>(std::clamp<long long>(confirmation_prior_, 1, INT32_MAX));
         front.confirmations++;
       }
-      queue_reply(frame, false, nullptr);
+      queue_reply(frame, {});
       return;
+    }
     case FrameRole::reply:
       break;
   }
   // A pub/sub command that already got its confirmations is complete once
   // a reply to something else arrives.
-  while (!expects_.empty() && expects_.front().type == ExpectType::pubsub && expects_.front().confirmations > 0) {
-    expects_.pop_front();
-    take_local_expects();
-  }
-  if (expects_.empty() || (expects_.front().type != ExpectType::reply && expects_.front().type != ExpectType::pubsub)) {
+  while (!pending_.empty() && pending_.front().type == PendingType::pubsub && pending_.front().confirmations > 0)
+    finish_pubsub();
+  if (pending_.empty() || (pending_.front().type != PendingType::reply && pending_.front().type != PendingType::pubsub)) {
     // Nothing asked for it (or a local reply is due first, which cannot
     // happen: locals are taken as soon as they reach the front).
     LOG_DEBUG("session", "client %llu: unsolicited reply from upstream", static_cast<unsigned long long>(id_));
-    queue_reply(frame, ctx_->gate != nullptr, nullptr, false, true, admin::HoldKind::notification);
+    queue_reply(frame, {.wait = gated, .message = true, .kind = admin::HoldKind::notification});
     return;
   }
-  Expect e = expects_.front();
-  expects_.pop_front();
-  apply_reply_effects(e, frame, f);
+  Pending p = pop_pending();
+  apply_reply_effects(p, frame, f);
 
-  gate::Token token;
-  gate::Token* tp = nullptr;
-  if (e.has_token) {
-    token = std::move(tokens_.front());
-    tokens_.pop_front();
-    tp = &token;
-  }
-  bool wait = false;
-  if (ctx_->gate) {
-    switch (e.kind) {
+  Hold h;
+  h.token = p.has_token ? &p.token : nullptr;
+  h.kind = p.kind == Kind::read ? admin::HoldKind::read : admin::HoldKind::write;
+  if (gated) {
+    switch (p.kind) {
       case Kind::write:
       case Kind::keyspace_read:
-        wait = true;
+        h.wait = true;
         break;
-      case Kind::read:
-        wait = read_needs_wait(e);
+      case Kind::read: {
+        const uint64_t need = read_wait(p);
+        h.wait = need != 0;
+        h.wait_at = need == gate::PendingKeys::kUnknown ? 0 : need;
         break;
+      }
       case Kind::other:
         break;
     }
   }
-  if (e.drop) {
-    if (wait) queue_reply(std::string_view(), true, tp);  // keeps order and resolves marks
-  } else {
-    queue_reply(frame, wait, tp, false, false, e.kind == Kind::read ? admin::HoldKind::read : admin::HoldKind::write);
+  if (!p.drop) {
+    queue_reply(frame, h);
+  } else if (h.wait) {  // an empty entry keeps the order and resolves the marks
+    h.kind = admin::HoldKind::write;
+    queue_reply(std::string_view(), h);
   }
-  take_local_expects();
+  take_locals();
 }
 
-bool Session::read_needs_wait(const Expect& e) {
-  // Consume this read's keys from read_keys_ whatever the answer.  A read
-  // waits only for the writes pending on its keys now: when their offsets
-  // are known, for those offsets (read_wait_offset_, used by queue_reply),
-  // otherwise for a probe sent after this reply.
-  gate::PendingKeys& pk = ctx_->gate->pending();
-  const bool check = !pk.empty();
+uint64_t Session::read_wait(const Pending& p) const {
+  // What this read waits for: only the writes pending on its keys now (0:
+  // nothing; PendingKeys::kUnknown: a probe sent after this reply, as an
+  // offset is not known; otherwise the offset the log must reach).
+  const gate::PendingKeys& pk = ctx_->gate->pending();
+  if (pk.empty()) return 0;
   // A read in a db not known when it was forwarded waits if anything is pending.
-  uint64_t need = check && ((e.nkeys == 0 && pk.db_pending(e.db)) || e.db == kDbUnknown)
-                      ? gate::PendingKeys::kUnknown : 0;
-  for (uint32_t i = 0; i < e.nkeys; ++i) {
+  if (p.db == kDbUnknown || (p.keys.empty() && pk.db_pending(p.db))) return gate::PendingKeys::kUnknown;
+  uint64_t need = 0;
+  for (std::string_view rest = p.keys; !rest.empty() && need != gate::PendingKeys::kUnknown;) {
     uint32_t len;
-    std::memcpy(&len, read_keys_.data(), sizeof len);
-    read_keys_.consume(sizeof len);
-    if (check && need != gate::PendingKeys::kUnknown)
-      need = std::max(need, pk.key_wait(e.db, std::string_view(read_keys_.data(), len)));
-    read_keys_.consume(len);
+    std::memcpy(&len, rest.data(), sizeof len);
+    need = std::max(need, pk.key_wait(p.db, rest.substr(sizeof len, len)));
+    rest.remove_prefix(sizeof len + len);
   }
-  read_wait_offset_ = need == gate::PendingKeys::kUnknown ? 0 : need;
-  return need != 0;
+  return need;
 }
 
-void Session::apply_reply_effects(const Expect& e, std::string_view frame, const resp::Frame& f) {
+void Session::apply_reply_effects(const Pending& p, std::string_view frame, const resp::Frame& f) {
   bool error = f.is_error();
   std::string_view text;
-  const bool queued = e.maybe_queued && f.type == '+' && resp::frame_scalar(frame, &text) && text == "QUEUED";
-  if (queued && e.special != Special::select) return;  // runs with EXEC
-  switch (e.special) {
+  const bool queued = p.maybe_queued && f.type == '+' && resp::frame_scalar(frame, &text) && text == "QUEUED";
+  if (queued && p.special != Special::select) return;  // runs with EXEC
+  switch (p.special) {
     case Special::select:
-      db_change_answered(error || queued ? confirmed_db_ : e.arg);
+      db_change_answered(error || queued ? confirmed_db_ : p.arg);
       break;
     case Special::hello:
-      if (!error && e.arg > 0) resp_ = e.arg;
+      if (!error && p.arg > 0) resp_ = p.arg;
       break;
     case Special::reset:
       db_change_answered(error ? confirmed_db_ : 0);
@@ -279,7 +274,7 @@ void Session::apply_reply_effects(const Expect& e, std::string_view frame, const
       if (!error) monitor_ = true;
       break;
     case Special::multi:
-      if (e.arg != 0 && in_multi_ && static_cast<uint32_t>(e.arg) == multi_serial_) {
+      if (p.arg != 0 && in_multi_ && static_cast<uint32_t>(p.arg) == multi_serial_) {
         multi_answered_ = true;
         if (error) {  // no transaction: what was sent behind it ran (and was held) at once
           if (ctx_->gate && !multi_token_.empty()) ctx_->gate->pending().abandon(std::move(multi_token_));
@@ -289,16 +284,14 @@ void Session::apply_reply_effects(const Expect& e, std::string_view frame, const
       }
       break;
     case Special::exec:
-      if (e.exec_pubsub && (f.type == '*' || f.type == '>')) count_exec_subscriptions(frame, f);
-      if (e.db_change) {
-        std::vector<MultiSelect> selects = std::move(exec_selects_.front());
-        exec_selects_.pop_front();
+      if (p.exec_pubsub && (f.type == '*' || f.type == '>')) count_exec_subscriptions(frame, f);
+      if (p.db_change) {
         int db = confirmed_db_;
         resp::FrameElements el;
-        if (f.type == '*' && e.exec_pubsub) {
+        if (f.type == '*' && p.exec_pubsub) {
           db = kDbUnknown;  // pub/sub replies do not line up with the commands
         } else if (f.type == '*' && resp::frame_elements(frame.substr(f.attr_length), SIZE_MAX, &el)) {
-          for (const MultiSelect& m : selects)
+          for (const MultiSelect& m : p.selects)
             if (m.index < el.items.size() && el.types[m.index] == '+') db = m.db;
         } else if (f.type == '*') {
           db = kDbUnknown;
@@ -311,54 +304,60 @@ void Session::apply_reply_effects(const Expect& e, std::string_view frame, const
   }
 }
 
-void Session::take_local_expects() {
-  while (!expects_.empty()) {
-    Expect& e = expects_.front();
-    if (e.type == ExpectType::local) {
-      queue_reply(std::string_view(local_.data(), e.local_len), e.local_probe, nullptr, e.close_after);
-      local_.consume(e.local_len);
-      expects_.pop_front();
-    } else if (e.type == ExpectType::raw_switch) {
+void Session::take_locals() {
+  while (!pending_.empty()) {
+    Pending& p = pending_.front();
+    if (p.type == PendingType::local) {
+      queue_reply(p.local, {.wait = p.local_probe, .close_after = p.close_after});
+      pop_pending();
+    } else if (p.type == PendingType::raw_switch) {
       raw_upstream_ = true;
-      expects_.pop_front();
+      pop_pending();
     } else {
       break;
     }
   }
 }
 
-void Session::queue_reply(std::string_view bytes, bool wait, gate::Token* token, bool close_after, bool message,
-                          admin::HoldKind kind) {
-  const uint64_t wait_at = std::exchange(read_wait_offset_, 0);  // set by read_needs_wait
+Session::Pending Session::pop_pending() {
+  Pending p = std::move(pending_.front());
+  pending_.pop_front();
+  if (p.has_token) --writes_in_flight_;
+  return p;
+}
+
+void Session::finish_pubsub() {
+  Pending p = pop_pending();
+  // A pub/sub command the table calls a write (none does): its marks go
+  // with the next probe, as its confirmations are not held.
+  if (p.has_token && ctx_->gate) ctx_->gate->cover(0, &p.token, ctx_->now_ms);
+  take_locals();
+}
+
+void Session::queue_reply(std::string_view bytes, const Hold& h) {
   if (client_gone_) {
-    if (token && ctx_->gate) ctx_->gate->cover(0, token, ctx_->now_ms);
+    if (h.token && ctx_->gate) ctx_->gate->cover(0, h.token, ctx_->now_ms);
     return;
   }
   uint64_t probe = 0;
-  if (wait) {
-    probe = wait_at ? ctx_->gate->cover_through(id_, wait_at) : 0;
+  if (h.wait) {
+    probe = h.wait_at ? ctx_->gate->cover_through(id_, h.wait_at) : 0;
     if (probe == 0) {
       probe = ctx_->gate->current_probe();
-      ctx_->gate->cover(id_, token, ctx_->now_ms);
+      ctx_->gate->cover(id_, h.token, ctx_->now_ms);
     }
   }
-  if (!wait && held_.empty()) {
+  if (!h.wait && held_.empty()) {
     out_.append(bytes);
-    if (close_after) close_when_flushed_ = true;
+    if (h.close_after) close_when_flushed_ = true;
     return;
   }
-  held_buf_.append(bytes);
-  held_.push_back(Held{static_cast<uint32_t>(bytes.size()), wait ? HeldState::wait_probe : HeldState::ready,
-                       false, close_after, probe, wait ? kind : admin::HoldKind::ordered, uv_hrtime(), message});
-  held_bytes_ += bytes.size();
+  held_.push(bytes, gate::ReplyQueue::Entry{.probe = probe,
+                                            .kind = h.wait ? h.kind : admin::HoldKind::ordered,
+                                            .since_ns = uv_hrtime(),
+                                            .close_after = h.close_after,
+                                            .message = h.message});
   ctx_->total_held_bytes += bytes.size();
-}
-
-void Session::add_held_by_kind(uint64_t* counts, uint64_t* bytes) const {
-  for (const Held& h : held_) {
-    counts[static_cast<size_t>(h.kind)]++;
-    bytes[static_cast<size_t>(h.kind)] += h.len;
-  }
 }
 
 void Session::on_release() {
@@ -375,13 +374,13 @@ void Session::on_fail(const std::string& reason) {
 }
 
 void Session::release() {
-  uint64_t released = held_bytes_;
+  using State = gate::ReplyQueue::State;
+  const uint64_t before = held_.bytes();
   const uint64_t through = ctx_->gate ? ctx_->gate->released_through() : 0;
   const uint64_t failed = ctx_->gate ? ctx_->gate->failed_through() : 0;
-  while (!held_.empty()) {
-    Held& h = held_.front();
-    if (h.state == HeldState::wait_probe && h.probe > through) {
-      if (h.probe > failed) break;
+  for (State st; (st = held_.front_state(through, failed)) != State::wait; held_.pop_front()) {
+    const gate::ReplyQueue::Entry& h = held_.front();
+    if (st == State::fail) {
       // Not durable in time (or the log failed): never release it as success.
       std::string line;
       resp::append_error(&line, "ERR durable-proxy: reply withheld, write not durable: " +
@@ -389,16 +388,12 @@ void Session::release() {
       if (h.len > 0) out_.append(line);
       count_release(ctx_->metrics, h.kind, h.since_ns, true, ctx_->log_failed);
     } else {
-      out_.append(std::string_view(held_buf_.data(), h.len));
+      out_.append(held_.front_bytes());
       count_release(ctx_->metrics, h.kind, h.since_ns, false, false);
     }
     if (h.close_after) close_when_flushed_ = true;
-    held_buf_.consume(h.len);
-    held_bytes_ -= h.len;
-    held_.pop_front();
   }
-  released -= held_bytes_;
-  if (released) {
+  if (const uint64_t released = before - held_.bytes()) {
     bool was_full = ctx_->total_held_bytes >= ctx_->cfg->total_held_bytes;
     ctx_->total_held_bytes -= released;
     if (was_full && ctx_->total_held_bytes < ctx_->cfg->total_held_bytes && ctx_->held_bytes_dropped)

@@ -1,7 +1,7 @@
 // Session, request path: parse what the client sent, classify it, decide
-// how its reply will be handled (one Expect per command, in order), mark the
-// keys of writes pending, and forward the same bytes upstream.  Lifetime and
-// sockets: session.cc; the reply path: session_replies.cc.
+// how its reply will be handled (one Pending record per command, in order),
+// mark the keys of writes pending, and forward the same bytes upstream.
+// Lifetime and sockets: session.cc; the reply path: session_replies.cc.
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
@@ -116,15 +116,19 @@ void Session::protocol_error(const std::string& text) {
 }
 
 void Session::answer_locally(std::string_view reply, bool close_after, bool wait) {
-  Expect e;
-  e.type = ExpectType::local;
-  e.kind = Kind::other;
-  e.close_after = close_after;
-  e.local_probe = wait;
-  e.local_len = static_cast<uint32_t>(reply.size());
-  local_.append(reply);
-  expects_.push_back(e);
-  take_local_expects();
+  Pending p;
+  p.type = PendingType::local;
+  p.kind = Kind::other;
+  p.close_after = close_after;
+  p.local_probe = wait;
+  p.local.assign(reply);
+  push_pending(std::move(p));
+  take_locals();
+}
+
+void Session::push_pending(Pending&& p) {
+  if (p.has_token) ++writes_in_flight_;
+  pending_.push_back(std::move(p));
 }
 
 void Session::forward(std::string_view bytes) {
@@ -149,11 +153,11 @@ void Session::handle_request(std::string_view bytes) {
     if (std::string why = commands::history_refusal(args); !why.empty()) return refuse_history_change(why);
   }
 
-  Expect e;
-  e.kind = cls_.kind;
-  e.special = cls_.special;
-  e.db = db_;
-  e.blocks_forever = blocks_forever(cls_, args);
+  Pending p;
+  p.kind = cls_.kind;
+  p.special = cls_.special;
+  p.db = db_;
+  p.blocks_forever = blocks_forever(cls_, args);
 
   switch (cls_.special) {
     case Special::client_reply:
@@ -231,13 +235,13 @@ void Session::handle_request(std::string_view bytes) {
         return answer_locally(line);
       }
       raw_client_ = true;
-      e.type = ExpectType::raw_switch;
-      e.kind = Kind::other;
+      p.type = PendingType::raw_switch;
+      p.kind = Kind::other;
       forward(bytes);
-      expects_.push_back(e);
-      return take_local_expects();  // at the front already: the upstream's bytes are raw from now on
+      push_pending(std::move(p));
+      return take_locals();  // at the front already: the upstream's bytes are raw from now on
     case Special::select:
-      e.arg = args.size() == 2 ? parse_db_index(args[1]) : kDbUnknown;
+      p.arg = args.size() == 2 ? parse_db_index(args[1]) : kDbUnknown;
       break;
     case Special::reset:
       // RESET runs at once, even inside MULTI: what follows it is not queued
@@ -255,15 +259,15 @@ void Session::handle_request(std::string_view bytes) {
       if (in_multi_ && args.size() > 1)
         return refuse_queued("ERR durable-proxy: HELLO with a protocol version is not allowed inside a transaction");
       long long v = 0;
-      if (args.size() > 1 && parse_int(args[1], &v)) e.arg = static_cast<int>(v);
+      if (args.size() > 1 && parse_int(args[1], &v)) p.arg = static_cast<int>(v);
       break;
     }
     default:
       break;
   }
   if (is_pubsub_special(cls_.special)) {
-    e.type = ExpectType::pubsub;
-    e.arg = static_cast<int>(std::min<size_t>(args.size() - 1, INT32_MAX));  // one confirmation each; 0: unknown
+    p.type = PendingType::pubsub;
+    p.arg = static_cast<int>(std::min<size_t>(args.size() - 1, INT32_MAX));  // one confirmation each; 0: unknown
   }
 
   if (ctx_->log_failed && cls_.kind == Kind::write && durable) {
@@ -282,71 +286,68 @@ void Session::handle_request(std::string_view bytes) {
     // Queued: the reply is +QUEUED (reveals nothing); EXEC carries the marks.
     if (durable && cls_.kind == Kind::write) mark_write(&multi_token_);
     if (cls_.special == Special::select) {
-      multi_selects_.push_back(MultiSelect{multi_queued_, e.arg});
+      multi_selects_.push_back(MultiSelect{multi_queued_, p.arg});
       db_ = kDbUnknown;  // commands queued after it run in the db it picks
-      if (!surely_queued) e.db_change = true;
+      if (!surely_queued) p.db_change = true;
     }
-    e.maybe_queued = !surely_queued;
+    p.maybe_queued = !surely_queued;
     if (is_pubsub_special(cls_.special)) multi_pubsub_ = true;
     ++multi_queued_;
   }
   if (surely_queued) {
-    e.kind = Kind::other;
-    e.special = Special::none;  // its effect, if any, comes with EXEC's reply
-    e.type = ExpectType::reply;
+    p.kind = Kind::other;
+    p.special = Special::none;  // its effect, if any, comes with EXEC's reply
+    p.type = PendingType::reply;
   } else if (cls_.special == Special::multi) {
     if (!in_multi_) {
       in_multi_ = true;
       multi_answered_ = false;
-      e.arg = static_cast<int>(++multi_serial_);  // this MULTI opened the transaction
+      p.arg = static_cast<int>(++multi_serial_);  // this MULTI opened the transaction
     }
-    e.kind = Kind::other;
+    p.kind = Kind::other;
   } else if (cls_.special == Special::exec && in_multi_) {
-    e.kind = Kind::write;
-    e.exec_pubsub = multi_pubsub_;
+    p.kind = Kind::write;
+    p.exec_pubsub = multi_pubsub_;
     if (!multi_selects_.empty()) {
-      e.db_change = true;
-      exec_selects_.push_back(std::move(multi_selects_));
+      p.db_change = true;
+      p.selects = std::move(multi_selects_);
     }
     end_multi();
     if (durable) {
-      tokens_.push_back(std::move(multi_token_));
+      p.token = std::move(multi_token_);
       multi_token_ = gate::Token{};
-      e.has_token = true;
+      p.has_token = true;
     }
   } else if (cls_.special == Special::discard && in_multi_) {
     end_multi();
     if (durable) ctx_->gate->pending().abandon(std::move(multi_token_));
     multi_token_ = gate::Token{};
-    e.kind = Kind::other;
+    p.kind = Kind::other;
   } else if (durable && cls_.kind == Kind::write) {
-    gate::Token t;
-    mark_write(&t);
-    tokens_.push_back(std::move(t));
-    e.has_token = true;
+    mark_write(&p.token);
+    p.has_token = true;
   } else if (durable && cls_.kind == Kind::read) {
-    e.nkeys = static_cast<uint32_t>(cls_.keys.size());
-    for (std::string_view k : cls_.keys) {
-      uint32_t len = static_cast<uint32_t>(k.size());
-      read_keys_.append(std::string_view(reinterpret_cast<const char*>(&len), sizeof len));
-      read_keys_.append(k);
+    for (std::string_view k : cls_.keys) {  // looked up when the reply arrives (read_wait)
+      const uint32_t len = static_cast<uint32_t>(k.size());
+      p.keys.append(reinterpret_cast<const char*>(&len), sizeof len);
+      p.keys.append(k);
     }
   }
 
-  if (!queued && (e.special == Special::select || e.special == Special::reset)) e.db_change = true;
-  if (e.db_change) {
+  if (!queued && (p.special == Special::select || p.special == Special::reset)) p.db_change = true;
+  if (p.db_change) {
     // Until the server answers, the db of what follows is not known.
     ++db_changes_;
     db_ = kDbUnknown;
   }
 
-  if (reply_mode_ == ReplyMode::off) e.drop = true;
+  if (reply_mode_ == ReplyMode::off) p.drop = true;
   else if (reply_mode_ == ReplyMode::skip_next) {
-    e.drop = true;
+    p.drop = true;
     reply_mode_ = ReplyMode::on;
   }
   forward(bytes);
-  expects_.push_back(e);
+  push_pending(std::move(p));
 }
 
 void Session::end_multi() {
@@ -379,12 +380,12 @@ void Session::refuse_queued(const std::string& error) {
     // As a command the server rejects while queueing: the transaction must
     // then fail with EXECABORT.  A command no server knows flags it; its
     // own error is swallowed and ours answers in its place.
-    Expect bad;
+    Pending bad;
     bad.kind = Kind::other;
     bad.drop = true;
     bad.db = db_;
     forward("*1\r\n$31\r\ndurable-proxy-refused-in-multi!\r\n");
-    expects_.push_back(bad);
+    push_pending(std::move(bad));
   }
   if (reply_mode_ != ReplyMode::on) return consume_skip();
   std::string line;
