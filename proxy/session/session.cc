@@ -363,6 +363,7 @@ bool Session::nothing_due() const {
 void Session::close(const std::string& why) {
   if (closing_) return;
   closing_ = true;
+  LOG_DEBUG("session", "client %llu: closing: %s", static_cast<unsigned long long>(id_), why.c_str());
   cover_outstanding();
   ctx_->total_held_bytes -= held_.clear();
   if (ctx_->session_closed) ctx_->session_closed(this);
