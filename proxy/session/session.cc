@@ -328,6 +328,7 @@ void Session::start_swallow() {
 
 void Session::forget_pending() {
   pending_.clear();
+  pending_bytes_.clear();
   writes_in_flight_ = 0;
 }
 

@@ -62,7 +62,6 @@ class Session : public gate::GateClient {
   // Stop reading requests; close once every due reply is delivered.
   void drain();
   void close(const std::string& why);
-  bool idle() const { return pending_.empty() && held_.empty() && out_.empty() && !client_writing_; }
   // Nothing is due to the client: idle, subscribed or in MONITOR with no
   // reply pending, or blocked without a deadline (BLPOP ... 0).  Shutdown
   // closes such a session at once.
@@ -92,7 +91,10 @@ class Session : public gate::GateClient {
   // pending list): what its reply needs when it arrives, and what the
   // command owns until then.  Forwarded commands wait for the upstream's
   // reply; `local` ones carry the reply the proxy answers itself, in the
-  // same order.
+  // same order.  A record's variable bytes (a local reply, a read's keys)
+  // sit in pending_bytes_, in record order, so that a pipeline of reads
+  // costs no allocation per command: push_pending appends them, the front
+  // record's are front_bytes(), pop_pending consumes them.
   enum class PendingType : uint8_t { reply, local, pubsub, raw_switch };
   struct Pending {
     PendingType type = PendingType::reply;
@@ -110,10 +112,10 @@ class Session : public gate::GateClient {
     int arg = 0;                // SELECT: db asked (kDbUnknown: not a valid index); HELLO: version asked;
                                 // MULTI: its serial; pub/sub: confirmations due (0: not known)
     uint32_t confirmations = 0; // pub/sub: confirmations received
+    uint32_t nbytes = 0;        // its bytes in pending_bytes_ (local: the reply; read: its keys,
+                                // each as [length u32][bytes])
     gate::Token token;          // write marks, resolved by the probe that covers the reply
     std::vector<MultiSelect> selects;  // EXEC with db_change: the SELECTs of its transaction
-    std::string local;          // local: the reply
-    std::string keys;           // read (durable): its keys, each as [length u32][bytes]
   };
   // How queue_reply queues a reply.
   struct Hold {
@@ -149,8 +151,12 @@ class Session : public gate::GateClient {
   void db_change_answered(int db);
   void forward(std::string_view bytes);
   void answer_locally(std::string_view reply, bool close_after = false, bool wait = false);
-  void push_pending(Pending&& p);
-  Pending pop_pending();
+  // Appends `p`, with `bytes` after any add_read_key() made for it (which
+  // must be the last bytes appended: no other record's in between).
+  void push_pending(Pending&& p, std::string_view bytes = {});
+  void add_read_key(Pending* p, std::string_view key);
+  std::string_view front_bytes() const { return {pending_bytes_.data(), pending_.front().nbytes}; }
+  void pop_pending();
   void forget_pending();  // the upstream is gone: no reply will come
   void protocol_error(const std::string& text);
   void flush_upstream();
@@ -162,7 +168,7 @@ class Session : public gate::GateClient {
   void count_exec_subscriptions(std::string_view frame, const resp::Frame& f);
   void on_frame(std::string_view frame, const resp::Frame& f);
   void apply_reply_effects(const Pending& p, std::string_view frame, const resp::Frame& f);
-  uint64_t read_wait(const Pending& p) const;
+  uint64_t read_wait(const Pending& front) const;
   void queue_reply(std::string_view bytes, const Hold& h);
   void take_locals();
   void finish_pubsub();  // the pub/sub record at the front got its confirmations
@@ -202,6 +208,7 @@ class Session : public gate::GateClient {
   ByteBuffer out_;       // released replies (accumulating)
   ByteBuffer writing_;   // replies being written
   std::deque<Pending> pending_;  // one per command taken, in order
+  ByteBuffer pending_bytes_;     // the records' bytes, in record order
   uint32_t writes_in_flight_ = 0;  // records of pending_ with has_token
   gate::ReplyQueue held_;        // replies queued behind a held one, in order
   gate::Token multi_token_;      // marks of the open MULTI's queued writes

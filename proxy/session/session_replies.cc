@@ -200,7 +200,7 @@ void Session::on_frame(std::string_view frame, const resp::Frame& f) {
     queue_reply(frame, {.wait = gated, .message = true, .kind = admin::HoldKind::notification});
     return;
   }
-  Pending p = pop_pending();
+  Pending& p = pending_.front();  // popped once its reply is queued (its bytes are front_bytes())
   apply_reply_effects(p, frame, f);
 
   Hold h;
@@ -228,22 +228,23 @@ void Session::on_frame(std::string_view frame, const resp::Frame& f) {
     h.kind = admin::HoldKind::write;
     queue_reply(std::string_view(), h);
   }
+  pop_pending();
   take_locals();
 }
 
-uint64_t Session::read_wait(const Pending& p) const {
+uint64_t Session::read_wait(const Pending& front) const {
   // What this read waits for: only the writes pending on its keys now (0:
   // nothing; PendingKeys::kUnknown: a probe sent after this reply, as an
   // offset is not known; otherwise the offset the log must reach).
   const gate::PendingKeys& pk = ctx_->gate->pending();
   if (pk.empty()) return 0;
   // A read in a db not known when it was forwarded waits if anything is pending.
-  if (p.db == kDbUnknown || (p.keys.empty() && pk.db_pending(p.db))) return gate::PendingKeys::kUnknown;
+  if (front.db == kDbUnknown || (front.nbytes == 0 && pk.db_pending(front.db))) return gate::PendingKeys::kUnknown;
   uint64_t need = 0;
-  for (std::string_view rest = p.keys; !rest.empty() && need != gate::PendingKeys::kUnknown;) {
+  for (std::string_view rest = front_bytes(); !rest.empty() && need != gate::PendingKeys::kUnknown;) {
     uint32_t len;
     std::memcpy(&len, rest.data(), sizeof len);
-    need = std::max(need, pk.key_wait(p.db, rest.substr(sizeof len, len)));
+    need = std::max(need, pk.key_wait(front.db, rest.substr(sizeof len, len)));
     rest.remove_prefix(sizeof len + len);
   }
   return need;
@@ -308,7 +309,7 @@ void Session::take_locals() {
   while (!pending_.empty()) {
     Pending& p = pending_.front();
     if (p.type == PendingType::local) {
-      queue_reply(p.local, {.wait = p.local_probe, .close_after = p.close_after});
+      queue_reply(front_bytes(), {.wait = p.local_probe, .close_after = p.close_after});
       pop_pending();
     } else if (p.type == PendingType::raw_switch) {
       raw_upstream_ = true;
@@ -319,18 +320,19 @@ void Session::take_locals() {
   }
 }
 
-Session::Pending Session::pop_pending() {
-  Pending p = std::move(pending_.front());
-  pending_.pop_front();
+void Session::pop_pending() {
+  Pending& p = pending_.front();
   if (p.has_token) --writes_in_flight_;
-  return p;
+  pending_bytes_.consume(p.nbytes);
+  pending_.pop_front();
 }
 
 void Session::finish_pubsub() {
-  Pending p = pop_pending();
+  Pending& p = pending_.front();
   // A pub/sub command the table calls a write (none does): its marks go
   // with the next probe, as its confirmations are not held.
   if (p.has_token && ctx_->gate) ctx_->gate->cover(0, &p.token, ctx_->now_ms);
+  pop_pending();
   take_locals();
 }
 

@@ -121,14 +121,22 @@ void Session::answer_locally(std::string_view reply, bool close_after, bool wait
   p.kind = Kind::other;
   p.close_after = close_after;
   p.local_probe = wait;
-  p.local.assign(reply);
-  push_pending(std::move(p));
+  push_pending(std::move(p), reply);
   take_locals();
 }
 
-void Session::push_pending(Pending&& p) {
+void Session::push_pending(Pending&& p, std::string_view bytes) {
   if (p.has_token) ++writes_in_flight_;
+  p.nbytes += static_cast<uint32_t>(bytes.size());
+  pending_bytes_.append(bytes);
   pending_.push_back(std::move(p));
+}
+
+void Session::add_read_key(Pending* p, std::string_view key) {
+  const uint32_t len = static_cast<uint32_t>(key.size());
+  pending_bytes_.append(std::string_view(reinterpret_cast<const char*>(&len), sizeof len));
+  pending_bytes_.append(key);
+  p->nbytes += static_cast<uint32_t>(sizeof len + key.size());
 }
 
 void Session::forward(std::string_view bytes) {
@@ -327,11 +335,8 @@ void Session::handle_request(std::string_view bytes) {
     mark_write(&p.token);
     p.has_token = true;
   } else if (durable && cls_.kind == Kind::read) {
-    for (std::string_view k : cls_.keys) {  // looked up when the reply arrives (read_wait)
-      const uint32_t len = static_cast<uint32_t>(k.size());
-      p.keys.append(reinterpret_cast<const char*>(&len), sizeof len);
-      p.keys.append(k);
-    }
+    // Its keys are looked up when the reply arrives (read_wait).
+    for (std::string_view k : cls_.keys) add_read_key(&p, k);
   }
 
   if (!queued && (p.special == Special::select || p.special == Special::reset)) p.db_change = true;

@@ -2,10 +2,7 @@
 
 #include <doctest/doctest.h>
 
-#include <fstream>
-#include <sstream>
-
-#include "proxy/resp/value.h"
+#include "unit/command_table_data.h"
 #include "unit/test_deadline.h"
 
 namespace dp::test {
@@ -38,22 +35,6 @@ sockaddr_storage bind_loopback(uv_tcp_t* tcp) {
   int len = sizeof bound;
   REQUIRE(uv_tcp_getsockname(tcp, reinterpret_cast<sockaddr*>(&bound), &len) == 0);
   return bound;
-}
-
-// The command table captured from redis-server 7.0.15 (tests/data).
-std::shared_ptr<const commands::CommandTable> redis7_table() {
-  std::ifstream in(std::string(DP_TEST_DATA) + "/redis-7.0.15-command.resp", std::ios::binary);
-  REQUIRE_MESSAGE(in.good(), "cannot open tests/data/redis-7.0.15-command.resp");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string bytes = ss.str();
-  resp::Value reply;
-  size_t used = 0;
-  std::string err;
-  REQUIRE_MESSAGE(resp::decode_value(bytes, &used, &reply, &err), err);
-  auto table = commands::CommandTable::from_command_reply(reply, {}, &err);
-  REQUIRE_MESSAGE(table != nullptr, err);
-  return table;
 }
 
 }  // namespace
@@ -168,10 +149,16 @@ std::string FakeUpstream::answer(const std::vector<std::string>& args) {
     data_[args[1]] = args[2];
     return "+OK\r\n";
   }
-  if (name == "GET" && args.size() == 2) {
-    auto it = data_.find(args[1]);
-    if (it == data_.end()) return "$-1\r\n";
+  auto bulk = [this](const std::string& key) {
+    auto it = data_.find(key);
+    if (it == data_.end()) return std::string("$-1\r\n");
     return "$" + std::to_string(it->second.size()) + "\r\n" + it->second + "\r\n";
+  };
+  if (name == "GET" && args.size() == 2) return bulk(args[1]);
+  if (name == "MGET") {
+    std::string out = "*" + std::to_string(args.size() - 1) + "\r\n";
+    for (size_t i = 1; i < args.size(); ++i) out += bulk(args[i]);
+    return out;
   }
   if (name == "DEL") {
     long n = 0;
@@ -218,7 +205,7 @@ Harness::Harness() {
   read_buf_.reset(new char[64 * 1024]);
   ctx.loop = &loop;
   ctx.cfg = &cfg;
-  ctx.table = redis7_table();
+  ctx.table = load_command_table();  // redis-server 7.0.15
   ctx.gate = gate.get();
   ctx.metrics = &metrics;
   ctx.upstream_addr = upstream->addr();

@@ -5,7 +5,7 @@
 //                                  gate.cover / probes (Harness::probes), released by the test
 //
 // FakeUpstream is a tiny in-memory server: it parses requests as the proxy
-// does and answers SET/GET/DEL/PING/SELECT from a map (anything else +OK);
+// does and answers SET/GET/MGET/DEL/PING from a map (anything else +OK);
 // with `hold` set it records requests and answers nothing until
 // answer_held(); with close_on_eof off it keeps a connection open after the
 // session's write shutdown until close_connections().  The gate's probes are not sent anywhere: the test answers

@@ -51,6 +51,22 @@ TEST_CASE("a read of a key with a write pending is held; a read of another key i
                       "both replies once durable"));
 }
 
+TEST_CASE("in a pipeline of reads, each read waits for its own keys only") {
+  Harness h;
+  FakeClient& writer = h.client();
+  writer.send(command({"SET", "k", "v"}));
+  REQUIRE(h.run_until_held(0, 1, "the writer's SET to be held"));
+  FakeClient& reader = h.client();
+  reader.send(command({"GET", "other"}) + command({"MGET", "x", "k"}) + command({"GET", "other2"}));
+  REQUIRE(h.run_until([&] { return h.upstream->commands.size() == 4; }, "the three reads at the upstream"));
+  REQUIRE(h.run_until_held(1, 2, "MGET (k is pending) and the GET behind it held"));
+  REQUIRE(h.run_until([&] { return reader.got == "$-1\r\n"; }, "GET other at once: nothing pending on it"));
+  CHECK(h.session(1)->held_count() == 2);
+  h.make_durable(100);
+  REQUIRE(h.run_until([&] { return reader.got == "$-1\r\n*2\r\n$-1\r\n$1\r\nv\r\n$-1\r\n"; },
+                      "MGET and GET other2 once durable"));
+}
+
 TEST_CASE("a read waits only for the offset of the write pending on its key") {
   Harness h;
   FakeClient& writer = h.client();
