@@ -1,5 +1,5 @@
 // The reply gate's shared half: probe batches and the release schedule.
-// (The per-session half, the ordered reply queue, lives in proxy/session/.)
+// (The per-session half, the ordered reply queue, is reply_queue.h.)
 //
 //   reply arrives ──▶ session queues it, asks gate.cover(session)
 //                          │ (one batch per loop turn)
@@ -83,7 +83,7 @@ class DurabilityGate {
   size_t waiting_batches() const { return batches_.size(); }
   uint64_t last_probe_offset() const { return last_offset_; }
   uint64_t oldest_wait_ms(uint64_t now_ms) const;
-  uint64_t probes_sent() const { return next_id_ - 1 - (batch_open() ? 0 : 0); }
+  uint64_t probes_sent() const { return next_id_ - 1; }
 
  private:
   struct Batch {

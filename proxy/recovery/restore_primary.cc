@@ -287,8 +287,7 @@ void RestorePrimary::pump() {
     }
     buf.resize(n);
     next_offset_ += n;
-    write(std::move(buf), false);
-    stream_sent_ += 0;  // counted when written
+    write(std::move(buf), false);  // stream_sent_ counts it once written
   }
   pumping_ = false;
   if (life_.open() && phase_ == Phase::stream && source_ended_ && queued_ == 0) {

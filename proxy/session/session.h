@@ -1,8 +1,8 @@
 // One client connection and its own upstream connection (1:1).
 //
 //   client ──read──▶ request_parser ──classify──▶ forward (same bytes) ──▶ upstream
-//                         │ expects_ (one per forwarded command, in order)
-//   client ◀──write── out_ ◀── held_ (ordered reply queue) ◀── reply_framer ◀── upstream
+//                         │ pending_ (one record per command, in order)
+//   client ◀──write── out_ ◀── held_ (gate::ReplyQueue) ◀── reply_framer ◀── upstream
 //                                  ▲ released when the gate says durable
 //
 // The session tracks only the state framing and holds need: selected db,
@@ -26,6 +26,10 @@
 // write shutdown so Valkey finishes what it read, replies are swallowed,
 // and unresolved write marks are covered by a probe once the upstream has
 // closed.  Loop thread only.
+//
+// Files: session.cc (lifetime, sockets, backpressure, endings),
+// session_requests.cc (the request path), session_replies.cc (the reply
+// path; the held replies wait in a gate::ReplyQueue, proxy/gate/reply_queue.h).
 #pragma once
 
 #include <uv.h>
@@ -40,6 +44,7 @@
 #include "proxy/commands/command_table.h"
 #include "proxy/session/context.h"
 #include "proxy/gate/durability_gate.h"
+#include "proxy/gate/reply_queue.h"
 #include "proxy/resp/reply_framer.h"
 #include "proxy/resp/request_parser.h"
 
@@ -57,7 +62,6 @@ class Session : public gate::GateClient {
   // Stop reading requests; close once every due reply is delivered.
   void drain();
   void close(const std::string& why);
-  bool idle() const { return expects_.empty() && held_.empty() && out_.empty() && !client_writing_; }
   // Nothing is due to the client: idle, subscribed or in MONITOR with no
   // reply pending, or blocked without a deadline (BLPOP ... 0).  Shutdown
   // closes such a session at once.
@@ -70,45 +74,57 @@ class Session : public gate::GateClient {
   // Global held-byte bound dropped: reading may resume.
   void maybe_resume();
 
-  uint64_t held_bytes() const { return held_bytes_; }
+  uint64_t held_bytes() const { return held_.bytes(); }
   size_t held_count() const { return held_.size(); }
   // Adds this session's held replies and bytes, by admin::HoldKind index,
   // to `counts` and `bytes` (arrays of kHoldKindCount); walks the queue.
-  static constexpr size_t kHoldKindCount = static_cast<size_t>(admin::HoldKind::ordered) + 1;
-  void add_held_by_kind(uint64_t* counts, uint64_t* bytes) const;
+  static constexpr size_t kHoldKindCount = gate::ReplyQueue::kKindCount;
+  void add_held_by_kind(uint64_t* counts, uint64_t* bytes) const { held_.add_by_kind(counts, bytes); }
 
  private:
-  // What a forwarded command's reply needs.
-  enum class ExpectType : uint8_t { reply, local, pubsub, raw_switch };
-  struct Expect {
-    ExpectType type = ExpectType::reply;
+  static constexpr int kDbUnknown = -1;
+  struct MultiSelect {
+    uint32_t index;  // position among the transaction's queued commands
+    int db;          // db asked (kDbUnknown: not a valid index)
+  };
+  // One record per command the session took, in command order (the
+  // pending list): what its reply needs when it arrives, and what the
+  // command owns until then.  Forwarded commands wait for the upstream's
+  // reply; `local` ones carry the reply the proxy answers itself, in the
+  // same order.  A record's variable bytes (a local reply, a read's keys)
+  // sit in pending_bytes_, in record order, so that a pipeline of reads
+  // costs no allocation per command: push_pending appends them, the front
+  // record's are front_bytes(), pop_pending consumes them.
+  enum class PendingType : uint8_t { reply, local, pubsub, raw_switch };
+  struct Pending {
+    PendingType type = PendingType::reply;
     commands::Kind kind = commands::Kind::write;
     commands::Special special = commands::Special::none;
-    bool drop = false;         // CLIENT REPLY OFF/SKIP: swallow the reply
-    bool close_after = false;  // protocol error: close once delivered
-    bool local_probe = false;  // local reply that waits like a write (WAITAOF)
-    int db = 0;                // db the command runs in (kDbUnknown: not known when forwarded)
-    int arg = 0;               // SELECT: db asked (kDbUnknown: not a valid index); HELLO: version asked;
-                               // MULTI: its serial; pub/sub: confirmations due (0: not known)
-    bool db_change = false;    // SELECT, RESET, EXEC with a SELECT: counted in db_changes_
-    bool exec_pubsub = false;
-    bool maybe_queued = false; // sent in a MULTI not answered yet: +QUEUED or its own reply  // EXEC of a MULTI that queued a pub/sub command
-    uint32_t nkeys = 0;        // reads: keys stored in read_keys_
-    uint32_t local_len = 0;    // local: bytes in local_
-    uint32_t confirmations = 0;
-    bool has_token = false;    // write marks in tokens_ (front)
+    bool drop = false;          // CLIENT REPLY OFF/SKIP: swallow the reply
+    bool close_after = false;   // protocol error: close once delivered
+    bool local_probe = false;   // local reply that waits like a write (WAITAOF)
+    bool db_change = false;     // SELECT, RESET, EXEC with a SELECT: counted in db_changes_
+    bool exec_pubsub = false;   // EXEC of a MULTI that queued a pub/sub command
+    bool maybe_queued = false;  // sent in a MULTI not answered yet: +QUEUED or its own reply
     bool blocks_forever = false;  // blocking command with timeout 0: no reply due
+    bool has_token = false;     // a write the gate tracks: its marks are in `token` (maybe none)
+    int db = 0;                 // db the command runs in (kDbUnknown: not known when forwarded)
+    int arg = 0;                // SELECT: db asked (kDbUnknown: not a valid index); HELLO: version asked;
+                                // MULTI: its serial; pub/sub: confirmations due (0: not known)
+    uint32_t confirmations = 0; // pub/sub: confirmations received
+    uint32_t nbytes = 0;        // its bytes in pending_bytes_ (local: the reply; read: its keys,
+                                // each as [length u32][bytes])
+    gate::Token token;          // write marks, resolved by the probe that covers the reply
+    std::vector<MultiSelect> selects;  // EXEC with db_change: the SELECTs of its transaction
   };
-  enum class HeldState : uint8_t { ready, wait_probe };
-  struct Held {
-    uint32_t len;
-    HeldState state;
-    bool failed = false;
-    bool close_after = false;
-    uint64_t probe = 0;
-    admin::HoldKind kind = admin::HoldKind::write;  // metrics only
-    uint64_t since_ns = 0;                          // uv_hrtime when queued
-    bool message = false;  // a pub/sub message or MONITOR line (not a reply): nothing due at shutdown
+  // How queue_reply queues a reply.
+  struct Hold {
+    bool wait = false;              // for the gate: covered by a probe, leaves once durable
+    uint64_t wait_at = 0;           // with wait: a log offset known to be enough (0: a new probe)
+    gate::Token* token = nullptr;   // write marks the covering probe resolves
+    bool close_after = false;       // close once delivered
+    bool message = false;           // a pub/sub message or MONITOR line: nothing due at shutdown
+    admin::HoldKind kind = admin::HoldKind::write;  // metrics, when it waits
   };
   enum class ReplyMode : uint8_t { on, off, skip_next };
 
@@ -135,6 +151,13 @@ class Session : public gate::GateClient {
   void db_change_answered(int db);
   void forward(std::string_view bytes);
   void answer_locally(std::string_view reply, bool close_after = false, bool wait = false);
+  // Appends `p`, with `bytes` after any add_read_key() made for it (which
+  // must be the last bytes appended: no other record's in between).
+  void push_pending(Pending&& p, std::string_view bytes = {});
+  void add_read_key(Pending* p, std::string_view key);
+  std::string_view front_bytes() const { return {pending_bytes_.data(), pending_.front().nbytes}; }
+  void pop_pending();
+  void forget_pending();  // the upstream is gone: no reply will come
   void protocol_error(const std::string& text);
   void flush_upstream();
 
@@ -144,11 +167,11 @@ class Session : public gate::GateClient {
   void count_subscriptions(const resp::FrameElements& el);
   void count_exec_subscriptions(std::string_view frame, const resp::Frame& f);
   void on_frame(std::string_view frame, const resp::Frame& f);
-  void apply_reply_effects(const Expect& e, std::string_view frame, const resp::Frame& f);
-  bool read_needs_wait(const Expect& e);
-  void queue_reply(std::string_view bytes, bool wait, gate::Token* token, bool close_after = false, bool message = false,
-                   admin::HoldKind kind = admin::HoldKind::write);
-  void take_local_expects();
+  void apply_reply_effects(const Pending& p, std::string_view frame, const resp::Frame& f);
+  uint64_t read_wait(const Pending& front) const;
+  void queue_reply(std::string_view bytes, const Hold& h);
+  void take_locals();
+  void finish_pubsub();  // the pub/sub record at the front got its confirmations
   void release();
   void flush_client();
   void after_io();
@@ -184,25 +207,16 @@ class Session : public gate::GateClient {
   ByteBuffer up_writing_;// requests being written
   ByteBuffer out_;       // released replies (accumulating)
   ByteBuffer writing_;   // replies being written
-  ByteBuffer held_buf_;  // bytes of held_ entries, in order
-  ByteBuffer local_;     // bytes of local expects, in order
-  ByteBuffer read_keys_; // [db u32][n u32]([len u32][bytes])* per read expect
-  std::deque<Expect> expects_;
-  std::deque<Held> held_;
-  std::deque<gate::Token> tokens_;  // write marks of expects with has_token, in order
-  gate::Token multi_token_;
-  uint64_t held_bytes_ = 0;
-  uint64_t read_wait_offset_ = 0;  // read_needs_wait -> queue_reply: offset a read waits for (0: a probe)
+  std::deque<Pending> pending_;  // one per command taken, in order
+  ByteBuffer pending_bytes_;     // the records' bytes, in record order
+  uint32_t writes_in_flight_ = 0;  // records of pending_ with has_token
+  gate::ReplyQueue held_;        // replies queued behind a held one, in order
+  gate::Token multi_token_;      // marks of the open MULTI's queued writes
 
   // connection state.  What decides holds follows the server's answers:
   // db_ is the db the next forwarded command runs in, kDbUnknown while a
   // command that may change it is unanswered (then reads wait for a probe
   // if anything is pending and writes mark every db).
-  static constexpr int kDbUnknown = -1;
-  struct MultiSelect {
-    uint32_t index;  // position among the transaction's queued commands
-    int db;          // db asked (kDbUnknown: not a valid index)
-  };
   int db_ = 0;
   int confirmed_db_ = 0;        // per the replies read so far (kDbUnknown: lost track)
   uint32_t db_changes_ = 0;     // forwarded db changes not answered yet
@@ -210,8 +224,7 @@ class Session : public gate::GateClient {
   bool multi_pubsub_ = false;   // the open MULTI queued a pub/sub command
   bool multi_answered_ = true;  // the open MULTI got its +OK
   uint32_t multi_serial_ = 0;   // MULTIs that opened a transaction
-  std::vector<MultiSelect> multi_selects_;                // SELECTs of the open MULTI
-  std::deque<std::vector<MultiSelect>> exec_selects_;     // per EXEC expect with db_change
+  std::vector<MultiSelect> multi_selects_;  // SELECTs of the open MULTI
   int resp_ = 2;
   bool in_multi_ = false;
   bool subscribed_ = false;   // subscribed mode (in RESP2 messages are arrays)
@@ -242,9 +255,7 @@ class Session : public gate::GateClient {
   bool client_gone_ = false;
   bool close_when_flushed_ = false;
   bool closing_ = false;
-  bool paused_global_ = false;
   std::string fail_reason_;
-  std::string close_reason_;
   // Upstream unreachable before the client sent anything: the error waits
   // (at most kUnreachableWaitMs) to answer the client's first request, so
   // request/reply clients (redis-py) read it as a reply, not stray data.

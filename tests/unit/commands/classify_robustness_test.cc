@@ -3,30 +3,17 @@
 // be one of the arguments after the name.
 #include <doctest/doctest.h>
 
-#include <fstream>
 #include <random>
-#include <sstream>
 #include <string>
 
 #include "proxy/commands/command_table.h"
+#include "unit/command_table_data.h"
 
 using namespace dp::commands;
 
 namespace {
 
-std::unique_ptr<CommandTable> load_table() {
-  std::ifstream in(std::string(DP_TEST_DATA) + "/redis-7.0.15-command.resp", std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string bytes = ss.str();
-  dp::resp::Value reply;
-  size_t used = 0;
-  std::string err;
-  REQUIRE_MESSAGE(dp::resp::decode_value(bytes, &used, &reply, &err), err);
-  auto t = CommandTable::from_command_reply(reply, {}, &err);
-  REQUIRE_MESSAGE(t != nullptr, err);
-  return t;
-}
+std::unique_ptr<CommandTable> load_table() { return dp::test::load_command_table(); }
 
 // Tokens that steer key extraction: keywords, counts (valid, huge,
 // negative, not numbers), and the empty string.

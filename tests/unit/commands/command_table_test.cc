@@ -2,37 +2,19 @@
 // redis-server 7.0.15 (tests/tools/capture_command.py).
 #include <doctest/doctest.h>
 
-#include <fstream>
 #include <initializer_list>
-#include <sstream>
 #include <string>
 
 #include "proxy/commands/command_table.h"
 #include "proxy/commands/monitor_line.h"
+#include "unit/command_table_data.h"
 
 using namespace dp::commands;
 
 namespace {
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  REQUIRE_MESSAGE(in.good(), "cannot open " << path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::unique_ptr<CommandTable> load(TableOptions opts = {},
-                                   const char* file = "redis-7.0.15-command.resp") {
-  std::string bytes = read_file(std::string(DP_TEST_DATA) + "/" + file);
-  dp::resp::Value reply;
-  size_t used = 0;
-  std::string err;
-  REQUIRE_MESSAGE(dp::resp::decode_value(bytes, &used, &reply, &err), err);
-  REQUIRE(used == bytes.size());
-  auto table = CommandTable::from_command_reply(reply, opts, &err);
-  REQUIRE_MESSAGE(table != nullptr, err);
-  return table;
+std::unique_ptr<CommandTable> load(TableOptions opts = {}, const char* file = "redis-7.0.15-command.resp") {
+  return dp::test::load_command_table(opts, file);
 }
 
 const CommandTable& redis7() {
