@@ -1,6 +1,8 @@
 // DurableLog implementation: the producer-side queue and the committer
 // threads that turn it into group commits (one pwritev + one fdatasync per
-// batch).
+// batch).  Longer than STYLE.md's ~500 lines on purpose: the committers, the
+// segment roll and the history reset share one write lock and the rules of
+// what may be in flight around it; kept in one file, they read together.
 //
 //   producer (loop thread)          committer k (one of fsync_overlap)
 //   append/reset/set_replid ──▶ queue_ ─swap─▶ frames ─▶ pwritev ─┬ write_mu_
@@ -73,6 +75,13 @@ class LogImpl final : public DurableLog {
   std::string start() {
     if (!w_segments_.empty()) {
       if (std::string err = open_segment(w_segments_.back().second); !err.empty()) return err;
+      // Recovery read the tail back from the file, which may be the page
+      // cache of a process that died before its fdatasync: make it durable
+      // before the log reports it so (earlier segments were synced before
+      // the roll to the next one).
+      if (int rc = fs_->fdatasync(seg_fds_[0]))
+        return "log: fdatasync of " + opts_.dir + "/" + w_segments_.back().second + " at open failed: " +
+               errno_text(rc);
     }
     for (size_t k = 0; k < seg_fds_.size(); ++k)
       committers_.emplace_back([this, k] { committer_main(k); });

@@ -172,3 +172,43 @@ TEST_CASE("a failed segment roll poisons the log instead of writing past the seg
   CHECK(log->failed());
   CHECK(log->durable_offset() == 100);
 }
+
+TEST_CASE("bytes a crashed proxy left in the page cache are fsynced at open before they count as durable") {
+  // The proxy died (not the machine) after writing a group and before its
+  // fdatasync: the file holds the group, the disk does not.  Opening the log
+  // reads it back and reports it durable, so the open must fdatasync it
+  // first; otherwise a machine crash after the open loses bytes the log
+  // already reported durable.
+  FakeFileSystem fs;
+  auto o = fake_options(&fs);
+  {
+    auto log = open_log(o);
+    REQUIRE(log);
+    log->reset("r", 0);
+    REQUIRE(wait_durable(*log, 0));
+  }
+  const std::string before = fs.contents(seg_path(0));
+  {
+    auto log = open_log(o);
+    REQUIRE(log);
+    log->append("late");
+    REQUIRE(wait_durable(*log, 4));
+  }
+  const std::string after = fs.contents(seg_path(0));
+  REQUIRE(after != before);
+  fs.set_contents(seg_path(0), before, true);   // what the disk holds
+  fs.set_contents(seg_path(0), after, false);   // what the page cache holds
+  uint64_t reported = 0;
+  {
+    auto log = open_log(o);
+    REQUIRE(log);
+    reported = log->durable_offset();
+    CHECK(reported == 4);
+  }
+  FakeFileSystem machine;  // the machine crashes after that open
+  machine.reboot(fs.crash_image());
+  auto o2 = fake_options(&machine);
+  auto log = open_log(o2);
+  REQUIRE(log);
+  CHECK(log->end_offset() >= reported);
+}
