@@ -186,7 +186,10 @@ void Proxy::send_probe(uint64_t id) {
     // a restarted upstream answers small offsets before recovery notices it.
     // Unanswered probes are sent again once the stream flows (on_state).
     if (state_ != recovery::State::serving) return;
-    if (gate_) gate_->probe_answered(id, offset);
+    if (!gate_) return;
+    gate_->probe_answered(id, offset);
+    // The log failed: what this answer did not release never will be.
+    if (ctx_.log_failed) gate_->fail_answered("the durable log failed: " + ctx_.log_failure);
   });
 }
 

@@ -106,6 +106,23 @@ void DurabilityGate::expire(uint64_t now_ms, uint64_t timeout_ms, const std::str
     through = batches_.back().id;
     touched.insert(touched.end(), batches_.back().sessions.begin(), batches_.back().sessions.end());
   }
+  fail_through(through, touched, reason);
+}
+
+void DurabilityGate::fail_answered(const std::string& reason) {
+  std::vector<uint64_t> touched;
+  uint64_t through = failed_through_;
+  for (const Batch& b : batches_) {  // probes are answered in order: a prefix
+    if (!b.answered) break;
+    if (b.id <= failed_through_) continue;
+    through = b.id;
+    touched.insert(touched.end(), b.sessions.begin(), b.sessions.end());
+  }
+  fail_through(through, touched, reason);
+}
+
+void DurabilityGate::fail_through(uint64_t through, const std::vector<uint64_t>& touched,
+                                  const std::string& reason) {
   if (through == failed_through_) return;
   failed_through_ = through;
   fail_reason_ = reason;

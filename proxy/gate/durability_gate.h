@@ -78,6 +78,12 @@ class DurabilityGate {
   // Fails every batch older than `timeout_ms` (and, with `all`, every batch)
   // with `reason`; the proxy calls it from a timer and on log failure.
   void expire(uint64_t now_ms, uint64_t timeout_ms, const std::string& reason, bool all = false);
+  // Fails every answered batch not yet released: after the log failed the
+  // durable offset never moves again, so a reply that joined a batch after
+  // the failure (its command was in flight then) gets its error when its
+  // probe answers, not at hold_timeout.  Unanswered batches may still be
+  // released by their answer (a read at or below the durable offset).
+  void fail_answered(const std::string& reason);
 
   // Figures for INFO/metrics.
   size_t waiting_batches() const { return batches_.size(); }
@@ -95,6 +101,7 @@ class DurabilityGate {
     std::vector<Token> tokens;
   };
   void release_ready();
+  void fail_through(uint64_t through, const std::vector<uint64_t>& touched, const std::string& reason);
 
   ProbeFn send_probe_;
   ClientLookup lookup_;

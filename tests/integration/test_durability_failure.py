@@ -100,6 +100,36 @@ def test_bounded_memory_while_fsync_is_blocked(fresh_durable):
     assert sets == n
 
 
+def test_a_write_in_flight_when_the_log_fails_gets_its_error_when_its_reply_comes(fresh_durable):
+    """SET b is in Valkey (held there by CLIENT PAUSE WRITE) when the log's
+    fsync fails: its reply reaches the gate after the failure failed every
+    waiting batch, and the durable offset will never cover it.  It must be
+    answered with the log's failure when its probe answers, not wait for
+    durability.hold_timeout (60 s here: longer than the test waits)."""
+    d = fresh_durable(config_text="durability:\n  hold_timeout: 60s\n")
+    with d.conn() as a, d.conn(timeout=harness.scaled(15)) as b, d.direct() as up:
+        assert a.call("SET", "a", "1") == "OK"
+        d.settle()
+        d.ctl.block()
+        a.send_cmd("SET", "a", "2")
+        harness.wait_until(lambda: up.call("GET", "a") == b"2", 5, "SET a executed on the upstream")
+        assert up.call("CLIENT", "PAUSE", "60000", "WRITE") == "OK"
+        try:
+            b.send_cmd("SET", "b", "1")
+            harness.wait_blocked(up, "set")
+            d.ctl.fail()
+            d.ctl.unblock()  # the blocked fdatasync returns EIO: the log fails
+            _, ra = timed_read(a, timeout=harness.scaled(15))
+            assert isinstance(ra, harness.Error) and "log" in ra, ra
+            harness.wait_until(lambda: d.info()["log_failed"] == "1", 10, "the log to have failed")
+        finally:
+            assert up.call("CLIENT", "UNPAUSE") == "OK"
+        _, rb = timed_read(b, timeout=harness.scaled(15))
+        assert isinstance(rb, harness.Error), "SET b answered %r after the log failed" % rb
+        assert "durable log failed" in rb, rb
+        assert up.call("GET", "b") == b"1"  # it ran: the error says it is not durable
+
+
 def test_hold_timeout_answers_an_error_naming_why(fresh_durable):
     d = fresh_durable(config_text="durability:\n  hold_timeout: 1500ms\n")
     with d.conn() as c, d.conn() as reader:

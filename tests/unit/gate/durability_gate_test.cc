@@ -201,3 +201,30 @@ TEST_CASE("a reply never joins a batch the hold timeout failed; the failure keep
   // waits for a new probe rather than failing with the old batch.
   CHECK(f.gate.cover_through(2, 100) == 0);
 }
+
+TEST_CASE("after a log failure an answered batch the durable offset does not cover fails at once") {
+  // A write in flight when the log failed: its reply joins a batch after the
+  // expire-all; the durable offset never moves again.
+  Fixture f;
+  f.sessions[1];
+  f.sessions[2];
+  f.gate.durable(10);
+  f.gate.expire(0, 0, "the durable log failed: EIO", /*all=*/true);
+  uint64_t late = f.gate.current_probe();
+  f.gate.cover(1, nullptr, 0);
+  f.gate.flush();
+  uint64_t read = f.gate.current_probe();
+  f.gate.cover(2, nullptr, 0);
+  f.gate.flush();
+  f.gate.probe_answered(late, 50);  // above durable: can never be released
+  CHECK(f.sessions[1].fails == 0);
+  f.gate.fail_answered("the durable log failed: EIO");
+  CHECK(f.sessions[1].fails == 1);
+  CHECK(f.gate.failed_through() == late);
+  CHECK(f.sessions[2].fails == 0);  // unanswered: not failed before its answer
+  f.gate.probe_answered(read, 50);
+  CHECK(f.sessions[2].releases == 0);
+  f.gate.fail_answered("the durable log failed: EIO");
+  CHECK(f.sessions[2].fails == 1);
+  CHECK(f.gate.failed_through() == read);
+}
