@@ -61,7 +61,7 @@ bool Session::accept(uv_stream_t* server) {
 void Session::on_connect(uv_connect_t* req, int status) {
   auto* self = static_cast<Session*>(req->data);
   self->connecting_ = false;
-  if (self->closing_) return;
+  if (!self->life_.open()) return;
   if (status != 0) return self->upstream_unreachable(uv_strerror(status));
   self->connected_ = true;
   uv_tcp_nodelay(&self->upstream_, 1);
@@ -95,7 +95,7 @@ void Session::upstream_unreachable(const char* cause) {
 
 void Session::on_unreachable_timer(uv_timer_t* t) {
   auto* self = static_cast<Session*>(t->data);
-  if (!self->closing_) self->send_unreachable_error();
+  if (self->life_.open()) self->send_unreachable_error();
 }
 
 void Session::send_unreachable_error() {
@@ -179,14 +179,14 @@ void Session::on_upstream_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
 }
 
 void Session::after_io() {
-  if (closing_) return;
+  if (!life_.open()) return;
   flush_upstream();
   release();
   update_reading();
 }
 
 void Session::update_reading() {
-  if (closing_) return;
+  if (!life_.open()) return;
   const uint64_t limit = ctx_->cfg->client_buffer_bytes;
   bool global_full = ctx_->total_held_bytes >= ctx_->cfg->total_held_bytes;
   // While the log lags (ctx_->stream_lagging), a session that has a write in
@@ -223,7 +223,7 @@ void Session::maybe_resume() { update_reading(); }
 // ---------------------------------------------------------------- writing
 
 void Session::flush_upstream() {
-  if (!connected_ || upstream_writing_ || up_out_.empty() || upstream_closed_ || closing_) return;
+  if (!connected_ || upstream_writing_ || up_out_.empty() || upstream_closed_ || !life_.open()) return;
   uv_buf_t b = uv_buf_init(const_cast<char*>(up_out_.data()), static_cast<unsigned>(up_out_.size()));
   auto* st = reinterpret_cast<uv_stream_t*>(&upstream_);
   int n = uv_try_write(st, &b, 1);
@@ -244,14 +244,14 @@ void Session::on_upstream_written(uv_write_t* req, int status) {
   auto* self = static_cast<Session*>(req->data);
   self->upstream_writing_ = false;
   self->up_writing_.clear();
-  if (self->closing_) return;
+  if (!self->life_.open()) return;
   if (status < 0) return self->upstream_gone(uv_strerror(status));
   self->flush_upstream();
   self->update_reading();
 }
 
 void Session::flush_client() {
-  if (closing_ || client_gone_) return;
+  if (!life_.open() || client_gone_) return;
   if (!client_writing_ && !out_.empty()) {
     uv_buf_t b = uv_buf_init(const_cast<char*>(out_.data()), static_cast<unsigned>(out_.size()));
     auto* st = reinterpret_cast<uv_stream_t*>(&client_);
@@ -279,7 +279,7 @@ void Session::on_client_written(uv_write_t* req, int status) {
   auto* self = static_cast<Session*>(req->data);
   self->client_writing_ = false;
   self->writing_.clear();
-  if (self->closing_) return;
+  if (!self->life_.open()) return;
   if (status < 0) return self->client_left(uv_strerror(status));
   self->flush_client();
   self->update_reading();
@@ -288,7 +288,7 @@ void Session::on_client_written(uv_write_t* req, int status) {
 // ---------------------------------------------------------------- endings
 
 void Session::upstream_gone(const std::string& why) {
-  if (upstream_closed_ || closing_) return;
+  if (upstream_closed_ || !life_.open()) return;
   upstream_closed_ = true;
   LOG_DEBUG("session", "client %llu: %s", static_cast<unsigned long long>(id_), why.c_str());
   // Commands that got no reply may have run: their marks wait for a probe.
@@ -302,7 +302,7 @@ void Session::upstream_gone(const std::string& why) {
 }
 
 void Session::client_left(const std::string& why) {
-  if (client_gone_ || closing_) return;
+  if (client_gone_ || !life_.open()) return;
   client_gone_ = true;
   LOG_DEBUG("session", "client %llu: %s", static_cast<unsigned long long>(id_), why.c_str());
   ctx_->total_held_bytes -= held_.clear();
@@ -362,8 +362,8 @@ bool Session::nothing_due() const {
 }
 
 void Session::close(const std::string& why) {
-  if (closing_) return;
-  closing_ = true;
+  // The last handle's close callback frees the session (life_.finish()).
+  if (!life_.begin_close([this] { delete this; })) return;
   LOG_DEBUG("session", "client %llu: closing: %s", static_cast<unsigned long long>(id_), why.c_str());
   cover_outstanding();
   ctx_->total_held_bytes -= held_.clear();
@@ -379,7 +379,7 @@ void Session::close(const std::string& why) {
   }
   if (handles >= 1) close_one(&client_);
   if (handles >= 2) close_one(&upstream_);
-  if (open_handles_ == 0) delete this;
+  if (open_handles_ == 0) life_.finish();  // frees the session: nothing after
 }
 
 void Session::on_handle_closed(uv_handle_t* h) {
@@ -388,7 +388,7 @@ void Session::on_handle_closed(uv_handle_t* h) {
     delete self->unreachable_timer_;
     self->unreachable_timer_ = nullptr;
   }
-  if (--self->open_handles_ == 0) delete self;
+  if (--self->open_handles_ == 0) self->life_.finish();  // frees the session
 }
 
 }  // namespace dp

@@ -41,6 +41,7 @@
 
 #include "proxy/admin/metrics.h"
 #include "proxy/base/byte_buffer.h"
+#include "proxy/base/lifecycle.h"
 #include "proxy/commands/command_table.h"
 #include "proxy/session/context.h"
 #include "proxy/gate/durability_gate.h"
@@ -254,7 +255,7 @@ class Session : public gate::GateClient {
   bool upstream_closed_ = false;
   bool client_gone_ = false;
   bool close_when_flushed_ = false;
-  bool closing_ = false;
+  Lifecycle life_;  // open until close(); closed once every handle's callback ran
   std::string fail_reason_;
   // Upstream unreachable before the client sent anything: the error waits
   // (at most kUnreachableWaitMs) to answer the client's first request, so

@@ -62,7 +62,7 @@ bool looks_like_monitor_line(std::string_view frame) {
 
 void Session::process_replies(std::string_view input, ByteBuffer* owner) {
   size_t pos = 0;
-  while (pos < input.size() && !closing_) {
+  while (pos < input.size() && life_.open()) {
     if (raw_upstream_ || client_gone_) {
       if (!client_gone_) queue_reply(input.substr(pos), {});
       pos = input.size();
@@ -363,14 +363,14 @@ void Session::queue_reply(std::string_view bytes, const Hold& h) {
 }
 
 void Session::on_release() {
-  if (closing_) return;
+  if (!life_.open()) return;
   release();
   update_reading();
 }
 
 void Session::on_fail(const std::string& reason) {
   fail_reason_ = reason;
-  if (closing_) return;
+  if (!life_.open()) return;
   release();
   update_reading();
 }

@@ -78,7 +78,7 @@ void Session::process_requests(std::string_view input, ByteBuffer* owner) {
     forward(input);
     pos = input.size();
   }
-  while (pos < input.size() && !stop_requests_ && !closing_) {
+  while (pos < input.size() && !stop_requests_ && life_.open()) {
     std::string_view rest = input.substr(pos);
     resp::ParseStatus st = parser_.parse(rest, &req_);
     if (st == resp::ParseStatus::incomplete) break;
