@@ -143,39 +143,36 @@ void Session::on_client_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
     if (shared) self->ctx_->read_buf_busy = false;
     return self->send_unreachable_error();
   }
-  if (n <= 0) {
-    if (shared) self->ctx_->read_buf_busy = false;
-    if (n == 0) return;
-    self->client_left(n == UV_EOF ? "client closed the connection" : uv_strerror(static_cast<int>(n)));
-    return;
-  }
-  if (shared) {
-    self->process_requests(std::string_view(buf->base, static_cast<size_t>(n)), nullptr);
-    self->ctx_->read_buf_busy = false;
-  } else {
-    self->in_.commit(static_cast<size_t>(n));
-    self->process_requests(self->in_.view(), &self->in_);
-  }
-  self->after_io();
+  self->consume(n, buf, shared, &self->in_, &Session::process_requests, &Session::client_left,
+                "client closed the connection");
 }
 
 void Session::on_upstream_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
   auto* self = static_cast<Session*>(s->data);
-  bool shared = buf->base == self->ctx_->read_buf;
+  self->consume(n, buf, buf->base == self->ctx_->read_buf, &self->up_in_, &Session::process_replies,
+                &Session::upstream_gone, "upstream closed the connection");
+}
+
+// One read of either socket: the bytes go to `process` (straight from the
+// shared buffer when they landed there, else from the socket's own buffer),
+// an end or error to `gone`.
+void Session::consume(ssize_t n, const uv_buf_t* buf, bool shared, ByteBuffer* own,
+                      void (Session::*process)(std::string_view, ByteBuffer*),
+                      void (Session::*gone)(const std::string&), const char* eof_text) {
   if (n <= 0) {
-    if (shared) self->ctx_->read_buf_busy = false;
+    if (shared) ctx_->read_buf_busy = false;
     if (n == 0) return;
-    self->upstream_gone(n == UV_EOF ? "upstream closed the connection" : uv_strerror(static_cast<int>(n)));
+    (this->*gone)(n == UV_EOF ? eof_text : uv_strerror(static_cast<int>(n)));
     return;
   }
   if (shared) {
-    self->process_replies(std::string_view(buf->base, static_cast<size_t>(n)), nullptr);
-    self->ctx_->read_buf_busy = false;
+    (this->*process)(std::string_view(buf->base, static_cast<size_t>(n)), nullptr);
+    ctx_->read_buf_busy = false;
   } else {
-    self->up_in_.commit(static_cast<size_t>(n));
-    self->process_replies(self->up_in_.view(), &self->up_in_);
+    own->commit(static_cast<size_t>(n));
+    (this->*process)(own->view(), own);
   }
-  self->after_io();
+  after_io();
 }
 
 void Session::after_io() {

@@ -134,6 +134,9 @@ class Session : public gate::GateClient {
   static void alloc_upstream(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
   static void on_client_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf);
   static void on_upstream_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf);
+  void consume(ssize_t n, const uv_buf_t* buf, bool shared, ByteBuffer* own,
+               void (Session::*process)(std::string_view, ByteBuffer*), void (Session::*gone)(const std::string&),
+               const char* eof_text);
   static void on_connect(uv_connect_t* req, int status);
   static void on_client_written(uv_write_t* req, int status);
   static void on_upstream_written(uv_write_t* req, int status);
