@@ -375,15 +375,30 @@ bool LogImpl::write_group(const std::vector<const Op*>& group, size_t slot, Comm
   if (seg_fds_[0] < 0 || write_pos_ + need > seg_size_) {
     if (!roll(need)) return false;
   }
-  uint64_t synced;
-  {
+  auto synced_now = [&] {
     std::lock_guard<std::mutex> g(mu_);
-    synced = synced_pos_;
-  }
+    return synced_pos_;
+  };
+  uint64_t synced = synced_now();
   // How far back the segment was known durable: recovery may find this
   // group intact behind a torn one that was still being synced (FORMAT.md).
-  const auto sync_back =
-      static_cast<uint32_t>(std::min<uint64_t>(write_pos_ - std::min(synced, write_pos_), kMaxSyncBack));  // more claims less
+  // The field cannot say more than kMaxSyncBack, and a smaller value would
+  // claim bytes durable that are not: past it, wait for the fdatasyncs in
+  // flight first (then everything written before is durable).
+  if (write_pos_ - std::min(synced, write_pos_) > kMaxSyncBack) {
+    if (!wait_idle()) return false;
+    synced = synced_now();
+  }
+  if (write_pos_ - std::min(synced, write_pos_) > kMaxSyncBack) {
+    // Still behind (a group that reported only its own part): sync here.
+    const std::string path = opts_.dir + "/" + w_segments_.back().second;
+    if (int rc = fs_->fdatasync(seg_fds_[slot])) {
+      fail("log: fdatasync of " + path + " failed: " + errno_text(rc));
+      return false;
+    }
+    synced = write_pos_;
+  }
+  const auto sync_back = static_cast<uint32_t>(write_pos_ - std::min(synced, write_pos_));
   std::vector<std::array<unsigned char, kFrameHeaderSize>> headers(group.size());
   std::vector<struct iovec> iov;
   iov.reserve(group.size() * 2);

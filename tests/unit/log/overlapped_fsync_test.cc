@@ -209,3 +209,22 @@ TEST_CASE("damage before what was durable when a later group was written is corr
     CHECK(log->end_offset() == first);
   }
 }
+
+TEST_CASE("a group further than the sync-back field can say behind the last fdatasync waits for it") {
+  // The frame's sync-back field holds at most kMaxSyncBack bytes; a group
+  // written behind a larger one still in flight could only claim too much
+  // durable (recovery would then call a torn tail corruption).  So it waits.
+  HeldLog h(2, 64u << 20);
+  const std::string big(format::kMaxSyncBack + 4096, 'x');
+  h.log->append(big);
+  REQUIRE(h.wait_held(1));
+  h.log->append("small");
+  // Negative proof: nothing to observe but the absence of a second
+  // fdatasync; with overlap and no limit it would start at once.
+  std::this_thread::sleep_for(dp::test::scaled(std::chrono::milliseconds(50)));
+  CHECK(h.fs.held_syncs() == 1);
+  h.fs.finish_sync(0);
+  REQUIRE(h.wait_held(1));  // now the small group's own
+  h.fs.finish_sync(0);
+  CHECK(wait_durable(*h.log, kBase + big.size() + 5));
+}
