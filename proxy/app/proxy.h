@@ -147,6 +147,9 @@ class Proxy : public upstream::ReplicaLink::Listener {
   // is the same process, so sessions keep forwarding and replies are held
   // until the link is back and verified (spans waiting, checking, clearing, syncing).
   // A hold longer than durability.hold_timeout stops serving.
+  // The link was started for another dataset (fresh/adopt): its history
+  // restarts the gate (history_switched).
+  bool foreign_history_ = false;
   std::optional<uint64_t> hold_since_ms_;
   std::string not_ready_;         // why the proxy does not serve
   uint64_t control_retry_at_ = 0;

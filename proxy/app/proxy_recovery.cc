@@ -168,6 +168,8 @@ void Proxy::decide(const upstream::UpstreamInfo& up, uint64_t end_at_request, bo
   switch (plan.action) {
     case recovery::RecoveryAction::fresh:
     case recovery::RecoveryAction::adopt:
+      // Another dataset: offsets of the old history say nothing of it.
+      foreign_history_ = true;
       start_replica_link("", 0);
       break;
     case recovery::RecoveryAction::resume:

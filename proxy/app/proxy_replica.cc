@@ -43,6 +43,15 @@ void Proxy::history_switched(const Checkpointer::HistoryResult& r) {
     return restart_link(r.error);
   }
   // The new history is adopted: its base is durable, the log restarts at C.
+  // A full resync of the same upstream continues its offsets, and a reply
+  // answered at or below C is in the checkpoint: the gate carries on.  An
+  // adopted dataset (or any base below what the gate has seen) does not:
+  // the gate starts again from C, or C's small offsets would count as
+  // durable at once.
+  if (gate_ && (foreign_history_ || log_->durable_offset() < gate_->durable_offset()))
+    gate_->new_history(log_->durable_offset(), "the upstream switched to another history (replid " + r.replid +
+                                                   ") before the write was durable");
+  foreign_history_ = false;
   tracker_->reset(r.offset);
   tracked_end_ = r.offset;
   metrics_.inc(admin::Metric::checkpoints_total);
@@ -197,9 +206,10 @@ void Proxy::on_durable_async(uv_async_t* a) { static_cast<Proxy*>(a->data)->dura
 
 void Proxy::durable_moved() {
   if (!log_) return;
-  if (log_->failed()) return log_failed(log_->failure_reason());
+  // What was published before a failure is durable: release it first.
   uint64_t d = log_->durable_offset();
   gate_->durable(d);
+  if (log_->failed()) return log_failed(log_->failure_reason());
   if (link_ && !switching_history()) {  // history_switched() reports the new base
     link_->durable(d);
     if (log_->unsynced_bytes() < cfg_.max_unsynced_bytes / 2) link_->resume();

@@ -113,12 +113,23 @@ void DurabilityGate::fail_answered(const std::string& reason) {
   std::vector<uint64_t> touched;
   uint64_t through = failed_through_;
   for (const Batch& b : batches_) {  // probes are answered in order: a prefix
-    if (!b.answered) break;
     if (b.id <= failed_through_) continue;
+    if (!b.answered) break;
     through = b.id;
     touched.insert(touched.end(), b.sessions.begin(), b.sessions.end());
   }
   fail_through(through, touched, reason);
+  // The log failed for good: failed batches will never be released, so they
+  // go (otherwise every later batch would stay behind them until restart).
+  while (!batches_.empty() && batches_.front().id <= failed_through_) batches_.pop_front();
+}
+
+void DurabilityGate::new_history(uint64_t base, const std::string& reason) {
+  expire(0, 0, reason, /*all=*/true);
+  batches_.clear();  // all failed: nothing will release them
+  durable_ = base;
+  last_offset_ = 0;
+  pending_.new_history(base);
 }
 
 void DurabilityGate::fail_through(uint64_t through, const std::vector<uint64_t>& touched,

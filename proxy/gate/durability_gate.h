@@ -84,6 +84,12 @@ class DurabilityGate {
   // probe answers, not at hold_timeout.  Unanswered batches may still be
   // released by their answer (a read at or below the durable offset).
   void fail_answered(const std::string& reason);
+  // The log switched to another history (a full resync, an adopted
+  // dataset) whose durable base is `base`, possibly below every offset seen
+  // so far: every waiting reply fails with `reason` (its offset belonged to
+  // the old history), and the durable offset and the probes' schedule start
+  // again from the new base.
+  void new_history(uint64_t base, const std::string& reason);
 
   // Figures for INFO/metrics.
   size_t waiting_batches() const { return batches_.size(); }

@@ -183,4 +183,29 @@ void PendingKeys::durable(uint64_t offset) {
   drain(&streamed_, offset);
 }
 
+void PendingKeys::new_history(uint64_t base) {
+  resolved_.clear();
+  streamed_.clear();
+  for (KeyMap& m : key_maps_) {
+    for (auto it = m.begin(); it != m.end();) {
+      if (it->second.unresolved == 0) {
+        it = m.erase(it);
+        --keys_;
+      } else {
+        it->second.max_offset = 0;
+        ++it;
+      }
+    }
+  }
+  for (Mark& d : db_marks_) {
+    d.max_offset = 0;
+    if (d.live && d.unresolved == 0) {
+      d.live = false;
+      --dbs_live_;
+    }
+  }
+  all_.max_offset = 0;
+  durable_ = base;
+}
+
 }  // namespace dp::gate

@@ -64,6 +64,11 @@ class PendingKeys {
 
   // The fsynced offset moved: forget marks at or below it.
   void durable(uint64_t offset);
+  // The log now follows another history whose base `base` is durable: the
+  // offsets of every settled mark belonged to the old one, so they are
+  // forgotten; marks of writes still in flight stay (their probes answer in
+  // the new history).
+  void new_history(uint64_t base);
   uint64_t durable_offset() const { return durable_; }
 
   // Nothing pending anywhere: reads need no lookup.

@@ -228,3 +228,45 @@ TEST_CASE("after a log failure an answered batch the durable offset does not cov
   CHECK(f.sessions[2].fails == 1);
   CHECK(f.gate.failed_through() == read);
 }
+
+TEST_CASE("a new history below every offset seen fails what waits and never releases at old offsets") {
+  // The log switched to a history whose base (1,000) lies far below the
+  // offsets of the old one (5,000,000): a write answered in the new history
+  // must wait for the new durable offset, not pass the old one at once.
+  Fixture f;
+  f.sessions[1];
+  f.sessions[2];
+  f.gate.durable(5'000'000);
+  uint64_t old = f.gate.current_probe();
+  f.gate.cover(1, nullptr, 0);
+  f.gate.flush();
+  f.gate.probe_answered(old, 5'000'100);  // waits for the old history's fsync
+  f.gate.new_history(1'000, "the upstream switched to another history");
+  CHECK(f.sessions[1].fails == 1);
+  CHECK(f.sessions[1].reason.find("another history") != std::string::npos);
+  uint64_t p = f.gate.current_probe();
+  f.gate.cover(2, nullptr, 0);
+  f.gate.flush();
+  f.gate.probe_answered(p, 1'050);
+  CHECK(f.sessions[2].releases == 0);  // 1,050 > 1,000: not durable yet
+  f.gate.durable(1'049);
+  CHECK(f.sessions[2].releases == 0);
+  f.gate.durable(1'050);
+  CHECK(f.sessions[2].releases == 1);
+  CHECK(f.gate.waiting_batches() == 0);
+}
+
+TEST_CASE("after a new history a key marked in the old one is not pending at its old offset") {
+  Fixture f;
+  f.sessions[1];
+  f.gate.durable(100);
+  f.gate.pending().stream_key(0, "k", 5'000'000);
+  CHECK(f.gate.pending().key_pending(0, "k"));
+  f.gate.new_history(1'000, "switched");
+  CHECK_FALSE(f.gate.pending().key_pending(0, "k"));
+  CHECK(f.gate.pending().empty());
+  f.gate.pending().stream_key(0, "k", 1'200);
+  CHECK(f.gate.pending().key_pending(0, "k"));
+  f.gate.durable(1'200);
+  CHECK_FALSE(f.gate.pending().key_pending(0, "k"));
+}
