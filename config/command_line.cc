@@ -26,6 +26,8 @@ const ValueFlag kValueFlags[] = {
     {"--log-dir", "log.dir", "DIR", [](const Config& c, CommandLine* out) { out->overrides.log_dir = c.log_dir; }},
     {"--durability", "durability.mode", "always|off",
      [](const Config& c, CommandLine* out) { out->overrides.durability = c.durability; }},
+    {"--sharing", "upstream.sharing", "auto|off",
+     [](const Config& c, CommandLine* out) { out->overrides.sharing = c.sharing; }},
 };
 
 struct SwitchFlag {

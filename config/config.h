@@ -19,6 +19,9 @@ struct HostPort {
 
 enum class DurabilityMode { always, off };
 enum class OnUnknownDataset { refuse, restore, adopt };
+// upstream.sharing: auto = sessions without connection state share a small
+// pool of upstream connections; off = one upstream connection per client.
+enum class UpstreamSharing { automatic, off };
 
 struct Config {
   std::string source;  // path of the YAML file read ("" if none)
@@ -34,6 +37,8 @@ struct Config {
   std::string upstream_password_file; // where the password came from (as written; "" = not used)
   std::string upstream_password_env;
   uint32_t connect_timeout_ms = 2000;
+  UpstreamSharing sharing = UpstreamSharing::off;
+  uint32_t shared_connections = 2;  // size of the shared pool (sharing: auto)
 
   // limits:  (defaults match Valkey)
   uint64_t max_bulk_len = 512ull << 20;     // proto-max-bulk-len
@@ -81,11 +86,12 @@ struct Config {
 
 // Command-line overrides (flags fixed by the deployment files):
 // --listen HOST:PORT --upstream HOST:PORT --log-dir DIR --admin HOST:PORT
-// --durability always|off
+// --durability always|off --sharing auto|off
 struct Overrides {
   std::optional<HostPort> listen, upstream, admin;
   std::optional<std::string> log_dir;
   std::optional<DurabilityMode> durability;
+  std::optional<UpstreamSharing> sharing;
 };
 
 struct LoadResult {

@@ -14,7 +14,7 @@ constexpr std::string_view kHeader =
     "# section) to keep the default.  Unknown keys, wrong types and out-of-range\n"
     "# values are errors that name the key and file:line:column.\n"
     "# Command-line flags override this file: --listen, --upstream, --admin,\n"
-    "# --log-dir, --durability (see durable-proxy --help).\n"
+    "# --log-dir, --durability, --sharing (see durable-proxy --help).\n"
     "# Relative paths (log.dir, *_file, logging.file) are taken relative to the\n"
     "# working directory the proxy starts in, as with most daemons.\n"
     "# Sizes: 4096 (bytes), 64kb, 64mb, 1gb; kb/mb/gb count in 1024s and k/m/g\n"

@@ -157,6 +157,10 @@ class Loader {
       config.durability = *overrides_.durability;
       from_flag("durability.mode", "--durability");
     }
+    if (overrides_.sharing) {
+      config.sharing = *overrides_.sharing;
+      from_flag("upstream.sharing", "--sharing");
+    }
     return "";
   }
 

@@ -60,6 +60,17 @@ const std::vector<Key> kKeys = {
      .help = "Environment variable holding the password (\"\" = none)."},
     {.name = "upstream.connect_timeout", .kind = KeyKind::duration, .field = &Config::connect_timeout_ms,
      .help = "Time allowed to connect to the upstream.", .min = 1, .max = 600000, .unit_us = kMs},
+    {.name = "upstream.sharing", .kind = KeyKind::choice, .field = &Config::sharing,
+     .help = "auto = clients that hold no connection state (no MULTI, SELECT, AUTH,\n"
+             "HELLO, subscriptions, blocking commands...) send their commands over a\n"
+             "few shared upstream connections, pipelined; a client moves to its own\n"
+             "connection before its first command that needs one.  Shared connections\n"
+             "never authenticate: they have the rights of a new connection (the\n"
+             "default user).  off = one upstream connection per client.",
+     .choices = {"auto", "off"}},
+    {.name = "upstream.shared_connections", .kind = KeyKind::uint, .field = &Config::shared_connections,
+     .help = "Shared upstream connections (sharing: auto); clients are spread over them.", .min = 1,
+     .max = 64},
 
     {.name = "limits.max_bulk_len", .kind = KeyKind::size, .field = &Config::max_bulk_len,
      .help = "Longest bulk string in a request (Valkey's proto-max-bulk-len).", .min = kKb,
@@ -228,7 +239,8 @@ std::string set_value(const Key& key, const std::string& text, Config* c) {
               if constexpr (std::is_same_v<M, std::string Config::*>) {
                 c->*member = text;
               } else if constexpr (std::is_same_v<M, DurabilityMode Config::*> ||
-                                   std::is_same_v<M, OnUnknownDataset Config::*>) {
+                                   std::is_same_v<M, OnUnknownDataset Config::*> ||
+                                   std::is_same_v<M, UpstreamSharing Config::*>) {
                 using E = std::remove_reference_t<decltype(c->*member)>;
                 c->*member = static_cast<E>(i);
               }
@@ -265,7 +277,8 @@ std::string format_value(const Key& key, const Config& c) {
             if constexpr (std::is_same_v<M, std::string Config::*>) {
               return c.*member;
             } else if constexpr (std::is_same_v<M, DurabilityMode Config::*> ||
-                                 std::is_same_v<M, OnUnknownDataset Config::*>) {
+                                 std::is_same_v<M, OnUnknownDataset Config::*> ||
+                                   std::is_same_v<M, UpstreamSharing Config::*>) {
               size_t i = static_cast<size_t>(c.*member);
               return i < key.choices.size() ? std::string(key.choices[i]) : "?";
             } else {

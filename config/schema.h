@@ -28,7 +28,7 @@ enum class KeyKind {
 
 using Field = std::variant<std::monostate, std::string Config::*, bool Config::*, uint32_t Config::*,
                            uint64_t Config::*, HostPort Config::*, DurabilityMode Config::*,
-                           OnUnknownDataset Config::*>;
+                           OnUnknownDataset Config::*, UpstreamSharing Config::*>;
 
 struct Key {
   std::string_view name;  // dotted: "section.leaf"

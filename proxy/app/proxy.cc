@@ -74,6 +74,10 @@ bool Proxy::start(std::string* error) {
   };
   set_serving(false, "connecting to upstream " + cfg_.upstream.str());
   if (!resolve(cfg_.upstream, &ctx_.upstream_addr, error)) return false;
+  if (cfg_.sharing == config::UpstreamSharing::automatic) {
+    shared_pool_ = std::make_unique<SharedPool>(&ctx_, cfg_.shared_connections);
+    ctx_.shared_pool = shared_pool_.get();
+  }
 
   uv_async_init(&loop_, &durable_async_, &Proxy::on_durable_async);
   durable_async_.data = this;

@@ -30,6 +30,7 @@
 #include "proxy/admin/metrics.h"
 #include "proxy/checkpoint/checkpointer.h"
 #include "proxy/session/context.h"
+#include "proxy/session/shared_upstream.h"
 #include "proxy/recovery/recovery_plan.h"
 #include "proxy/recovery/recovery_state.h"
 #include "proxy/recovery/restorer.h"
@@ -125,6 +126,7 @@ class Proxy : public upstream::ReplicaLink::Listener {
   admin::AtomicHistogram fsync_seconds_{admin::Metric::fsync_seconds};
   admin::AtomicHistogram fsync_batch_bytes_{admin::Metric::fsync_batch_bytes};
   std::unique_ptr<admin::AdminServer> admin_;
+  std::unique_ptr<SharedPool> shared_pool_;  // upstream.sharing: auto
   std::unique_ptr<upstream::ControlLink> control_;
   std::unique_ptr<upstream::ReplicaLink> link_;
   std::unique_ptr<log::DurableLog> log_;

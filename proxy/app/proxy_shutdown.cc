@@ -64,6 +64,7 @@ void Proxy::close_all_handles() {
   close_h(&sigterm_);
   close_h(&sigint_);
   close_h(&sighup_);
+  if (shared_pool_) shared_pool_->close_all("shutdown");
   if (restorer_) restorer_->close(nullptr);
   if (checkpointer_) checkpointer_->close(nullptr);
   if (link_) link_->close(nullptr);

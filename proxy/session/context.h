@@ -13,6 +13,7 @@
 #include <string>
 
 #include "config/config.h"
+#include "proxy/base/byte_buffer.h"
 #include "proxy/commands/command_table.h"
 #include "proxy/gate/durability_gate.h"
 #include "proxy/resp/request_parser.h"
@@ -23,6 +24,7 @@ namespace admin {
 class Metrics;
 }
 class Session;
+class SharedPool;
 
 struct ProxyContext {
   uv_loop_t* loop = nullptr;
@@ -58,9 +60,25 @@ struct ProxyContext {
   size_t read_buf_size = 0;
   bool read_buf_busy = false;
 
+  // Shared upstream connections (upstream.sharing: auto); null when off.
+  SharedPool* shared_pool = nullptr;
+
   std::function<std::string()> info_durability;  // body of INFO durability
   std::function<void(Session*)> session_closed;  // unregister before delete
   std::function<void()> held_bytes_dropped;      // total fell below the bound
 };
+
+// A libuv alloc callback's buffer: the shared read buffer when `own` holds
+// no unparsed bytes and nobody else is using it, else room in `own`.
+inline void alloc_read_buffer(ProxyContext* ctx, ByteBuffer* own, uv_buf_t* buf) {
+  constexpr size_t kReadChunk = 64 * 1024;
+  if (own->empty() && !ctx->read_buf_busy) {
+    ctx->read_buf_busy = true;
+    *buf = uv_buf_init(ctx->read_buf, static_cast<unsigned>(ctx->read_buf_size));
+    return;
+  }
+  char* room = own->prepare(kReadChunk);  // before writable(): argument order is unspecified
+  *buf = uv_buf_init(room, static_cast<unsigned>(own->writable()));
+}
 
 }  // namespace dp

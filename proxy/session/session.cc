@@ -16,9 +16,10 @@ namespace dp {
 
 namespace {
 
-constexpr size_t kReadChunk = 64 * 1024;
 constexpr size_t kMaxPending = 1 << 20;  // pipeline depth bound per client
 constexpr uint64_t kUnreachableWaitMs = 1000;
+// PUBLISH __durable-proxy:moved "" (see maybe_finish_move).
+constexpr std::string_view kMovedPublish = "*3\r\n$7\r\nPUBLISH\r\n$21\r\n__durable-proxy:moved\r\n$0\r\n\r\n";
 
 }  // namespace
 
@@ -43,17 +44,105 @@ bool Session::accept(uv_stream_t* server) {
     return false;
   }
   uv_tcp_nodelay(&client_, 1);
+  if (ctx_->shared_pool) {
+    if (SharedUpstream* shared = ctx_->shared_pool->pick()) {
+      shared_ = shared;
+      shared->attach(this);
+      update_reading();
+      return true;
+    }
+  }
+  connect_upstream();
+  return true;
+}
+
+void Session::connect_upstream() {
   uv_tcp_init(ctx_->loop, &upstream_);
   ++open_handles_;
   int rc = uv_tcp_connect(&connect_req_, &upstream_, reinterpret_cast<const sockaddr*>(&ctx_->upstream_addr),
                           &Session::on_connect);
   if (rc != 0) {
-    upstream_unreachable(uv_strerror(rc));
-    return true;
+    if (moving_) return move_failed(uv_strerror(rc));
+    return upstream_unreachable(uv_strerror(rc));
   }
   connecting_ = true;
   update_reading();
-  return true;
+}
+
+// ---------------------------------------------------------------- sharing
+
+void Session::begin_move() {
+  moving_ = true;
+  LOG_DEBUG("session", "client %llu: moves to its own upstream connection", static_cast<unsigned long long>(id_));
+  connect_upstream();
+}
+
+void Session::maybe_finish_move() {
+  if (!moving_ || !connected_ || shared_in_flight_ > 0 || !life_.open()) return;
+  if (shared_) shared_->detach(this);
+  shared_ = nullptr;
+  moving_ = false;
+  // First, with their replies dropped: the SETINFOs answered here (they
+  // set what CLIENT INFO shows), and, after writes on the shared
+  // connection, a PUBLISH that propagates.  The server counts WAIT from the
+  // connection's last propagated command, which a new connection does not
+  // have: without it a WAIT here would count replicas that have not
+  // acknowledged the client's shared writes (the proxy's log among them).
+  uint32_t dropped = kept_setinfo_count_;
+  up_out_.append(kept_setinfo_);
+  kept_setinfo_.clear();
+  kept_setinfo_count_ = 0;
+  if (wrote_shared_) {
+    up_out_.append(kMovedPublish);
+    ++dropped;
+  }
+  for (uint32_t i = 0; i < dropped; ++i) {
+    Pending p;
+    p.kind = commands::Kind::other;
+    p.drop = true;
+    push_pending(std::move(p));
+  }
+  process_requests(in_.view(), &in_);
+  after_io();
+}
+
+void Session::move_failed(const char* cause) {
+  // Its commands in flight on the shared connection are answered first;
+  // then the error, then the close (what needed its own connection never ran).
+  moving_ = false;
+  stop_requests_ = true;
+  std::string line;
+  resp::append_error(&line, "ERR durable-proxy: upstream " + ctx_->upstream_name + " unreachable: " + cause);
+  LOG_WARN("session", "client %llu: %s", static_cast<unsigned long long>(id_), line.substr(1, line.size() - 3).c_str());
+  answer_locally(line, /*close_after=*/true);
+  after_io();
+}
+
+void Session::on_shared_reply(std::string_view frame, const resp::Frame& f) {
+  --shared_in_flight_;
+  on_frame(frame, f);
+}
+
+void Session::on_shared_read_done() {
+  if (!life_.open()) return;
+  if (client_gone_ && shared_in_flight_ == 0) return close("client left");
+  if (moving_) {
+    maybe_finish_move();  // which goes on by itself once it moved
+    if (moving_) after_io();
+    return;
+  }
+  after_io();
+}
+
+void Session::on_shared_gone(const std::string& why) {
+  shared_ = nullptr;
+  shared_in_flight_ = 0;
+  if (!life_.open()) return;
+  // As its own connection failing: before the client spoke, the error
+  // answers its first request; after, the client is closed once its held
+  // replies are delivered.
+  if (!client_spoke_ && pending_.empty() && !moving_) return upstream_unreachable(why.c_str());
+  upstream_gone(why);
 }
 
 // ---------------------------------------------------------------- upstream connect
@@ -62,10 +151,17 @@ void Session::on_connect(uv_connect_t* req, int status) {
   auto* self = static_cast<Session*>(req->data);
   self->connecting_ = false;
   if (!self->life_.open()) return;
-  if (status != 0) return self->upstream_unreachable(uv_strerror(status));
+  if (status != 0) {
+    if (self->moving_) return self->move_failed(uv_strerror(status));
+    return self->upstream_unreachable(uv_strerror(status));
+  }
   self->connected_ = true;
   uv_tcp_nodelay(&self->upstream_, 1);
-  if (self->client_gone_) return self->start_swallow();
+  if (self->client_gone_) {
+    if (self->shared_) return;  // closes once its shared replies are in (on_shared_read_done)
+    return self->start_swallow();
+  }
+  if (self->moving_) return self->maybe_finish_move();
   self->flush_upstream();
   self->update_reading();
 }
@@ -113,26 +209,12 @@ void Session::send_unreachable_error() {
 
 void Session::alloc_client(uv_handle_t* h, size_t, uv_buf_t* buf) {
   auto* self = static_cast<Session*>(h->data);
-  ProxyContext* ctx = self->ctx_;
-  if (self->in_.empty() && !ctx->read_buf_busy) {
-    ctx->read_buf_busy = true;
-    *buf = uv_buf_init(ctx->read_buf, static_cast<unsigned>(ctx->read_buf_size));
-    return;
-  }
-  char* room = self->in_.prepare(kReadChunk);  // before writable(): argument order is unspecified
-  *buf = uv_buf_init(room, static_cast<unsigned>(self->in_.writable()));
+  alloc_read_buffer(self->ctx_, &self->in_, buf);
 }
 
 void Session::alloc_upstream(uv_handle_t* h, size_t, uv_buf_t* buf) {
   auto* self = static_cast<Session*>(h->data);
-  ProxyContext* ctx = self->ctx_;
-  if (self->up_in_.empty() && !ctx->read_buf_busy) {
-    ctx->read_buf_busy = true;
-    *buf = uv_buf_init(ctx->read_buf, static_cast<unsigned>(ctx->read_buf_size));
-    return;
-  }
-  char* room = self->up_in_.prepare(kReadChunk);  // before writable(): argument order is unspecified
-  *buf = uv_buf_init(room, static_cast<unsigned>(self->up_in_.writable()));
+  alloc_read_buffer(self->ctx_, &self->up_in_, buf);
 }
 
 void Session::on_client_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
@@ -190,9 +272,11 @@ void Session::update_reading() {
   // flight or a reply held reads no more requests: the stream stops growing
   // by more than one read per session, and sessions that only read go on.
   bool lag_stop = ctx_->stream_lagging && (writes_in_flight_ > 0 || !held_.empty() || !multi_token_.empty());
-  bool want_client = !client_gone_ && !draining_ && !stop_requests_ &&
+  const uint64_t unsent = shared_ ? shared_->queued_bytes() : up_out_.size() + up_writing_.size();
+  const uint64_t unsent_limit = shared_ ? shared_->bound() : limit;
+  bool want_client = !client_gone_ && !draining_ && !stop_requests_ && !moving_ &&
                      (!upstream_closed_ || !unreachable_error_.empty()) && !lag_stop &&
-                     up_out_.size() + up_writing_.size() < limit && held_.bytes() < limit &&
+                     unsent < unsent_limit && held_.bytes() < limit &&
                      out_.size() + writing_.size() < limit && pending_.size() < kMaxPending && !global_full;
   if (want_client != reading_client_) {
     if (!want_client && (global_full || lag_stop || held_.bytes() >= limit))
@@ -306,6 +390,12 @@ void Session::client_left(const std::string& why) {
   out_.clear();
   uv_read_stop(reinterpret_cast<uv_stream_t*>(&client_));
   reading_client_ = false;
+  if (shared_) {
+    // The shared connection may not have run its commands yet: the probe
+    // that covers their marks must follow their replies.
+    if (shared_in_flight_ == 0 || ctx_->gate == nullptr) return close(why);
+    return;  // on_shared_read_done closes once they are answered
+  }
   if (upstream_closed_ || (!connected_ && !connecting_)) return close(why);
   if (connected_) start_swallow();
   // else: on_connect will start swallowing
@@ -362,6 +452,8 @@ void Session::close(const std::string& why) {
   // The last handle's close callback frees the session (life_.finish()).
   if (!life_.begin_close([this] { delete this; })) return;
   LOG_DEBUG("session", "client %llu: closing: %s", static_cast<unsigned long long>(id_), why.c_str());
+  if (shared_) shared_->detach(this);
+  shared_ = nullptr;
   cover_outstanding();
   ctx_->total_held_bytes -= held_.clear();
   if (ctx_->session_closed) ctx_->session_closed(this);

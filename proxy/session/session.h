@@ -1,4 +1,6 @@
-// One client connection and its own upstream connection (1:1).
+// One client connection and its upstream connection: its own (1:1), or,
+// with upstream.sharing: auto, a shared one until its first command that
+// needs connection state (proxy/session/shared_upstream.h).
 //
 //   client ──read──▶ request_parser ──classify──▶ forward (same bytes) ──▶ upstream
 //                         │ pending_ (one record per command, in order)
@@ -20,6 +22,15 @@
 // durability, WAITAOF from the log, refusals of commands that would move
 // the upstream to another history: commands/history_guard.h) are queued in
 // the same order.
+//
+// Sharing: a shared session forwards to a SharedUpstream and gets its
+// replies frame by frame (on_shared_reply); it holds no connection state
+// (db 0, RESP2, no MULTI...).  Before a command that needs its own
+// connection (commands/connection_state.h) it stops reading requests,
+// connects its own upstream, waits until its commands in flight on the
+// shared connection are answered, then goes on there, for good.  A valid
+// CLIENT SETINFO is answered +OK by the session and sent again on its own
+// connection if it moves.
 //
 // Lifetime: created by the listener, deletes itself after both handles are
 // closed (close() is idempotent).  A client that leaves: the upstream gets a
@@ -48,10 +59,11 @@
 #include "proxy/gate/reply_queue.h"
 #include "proxy/resp/reply_framer.h"
 #include "proxy/resp/request_parser.h"
+#include "proxy/session/shared_upstream.h"
 
 namespace dp {
 
-class Session : public gate::GateClient {
+class Session : public gate::GateClient, public SharedClient {
  public:
   Session(ProxyContext* ctx, uint64_t id);
   ~Session() override;
@@ -72,6 +84,12 @@ class Session : public gate::GateClient {
   void on_release() override;
   void on_fail(const std::string& reason) override;
 
+  // SharedClient
+  void on_shared_reply(std::string_view frame, const resp::Frame& f) override;
+  void on_shared_read_done() override;
+  void on_shared_gone(const std::string& why) override;
+  void on_shared_writable() override { update_reading(); }
+
   // Global held-byte bound dropped: reading may resume.
   void maybe_resume();
 
@@ -84,6 +102,10 @@ class Session : public gate::GateClient {
 
  private:
   static constexpr int kDbUnknown = -1;
+  // Sharing bounds (session_requests.cc): commands ahead on a shared
+  // connection, and unsent reply bytes past which a client moves to its own.
+  static constexpr uint64_t kSharedInFlight = 8;
+  static constexpr uint64_t kSharedUnsentMove = 1 << 20;
   struct MultiSelect {
     uint32_t index;  // position among the transaction's queued commands
     int db;          // db asked (kDbUnknown: not a valid index)
@@ -164,6 +186,10 @@ class Session : public gate::GateClient {
   void forget_pending();  // the upstream is gone: no reply will come
   void protocol_error(const std::string& text);
   void flush_upstream();
+  void connect_upstream();   // its own connection
+  void begin_move();         // to its own connection: stop taking requests, connect
+  void maybe_finish_move();  // connected and nothing in flight on the shared one: go on there
+  void move_failed(const char* cause);
 
   // replies
   void process_replies(std::string_view input, ByteBuffer* owner);
@@ -246,6 +272,16 @@ class Session : public gate::GateClient {
   ReplyMode reply_mode_ = ReplyMode::on;
   bool raw_client_ = false;   // requests forwarded raw (after SYNC/PSYNC)
   bool raw_upstream_ = false; // replies passed raw
+
+  // Sharing (see the top): the shared connection while on one; moving_
+  // from the command that needs its own connection until it runs there.
+  SharedUpstream* shared_ = nullptr;
+  bool moving_ = false;
+  uint64_t shared_in_flight_ = 0;   // commands sent on shared_ not answered yet
+  std::string kept_setinfo_;        // CLIENT SETINFO requests answered here, in order
+  uint32_t kept_setinfo_count_ = 0;
+  uint64_t forwarded_ = 0;          // commands forwarded (metrics)
+  bool wrote_shared_ = false;       // a write went out on a shared connection
 
   bool connecting_ = false;
   bool connected_ = false;

@@ -11,6 +11,7 @@
 
 #include "proxy/base/ascii.h"
 #include "proxy/base/logger.h"
+#include "proxy/commands/connection_state.h"
 #include "proxy/commands/history_guard.h"
 #include "proxy/gate/pending_keys.h"
 #include "proxy/resp/encoder.h"
@@ -78,7 +79,18 @@ void Session::process_requests(std::string_view input, ByteBuffer* owner) {
     forward(input);
     pos = input.size();
   }
-  while (pos < input.size() && !stop_requests_ && life_.open()) {
+  while (pos < input.size() && !stop_requests_ && !moving_ && life_.open()) {
+    if (shared_ && (shared_in_flight_ >= kSharedInFlight || out_.size() + writing_.size() >= kSharedUnsentMove)) {
+      // A client that pipelines deeper than kSharedInFlight gains nothing
+      // from sharing, and one whose replies pile up unsent (it does not
+      // read, or they are big) must get TCP backpressure up to the
+      // upstream: either moves to its own connection.  So what the proxy
+      // buffers beyond its bounds for a shared client is at most
+      // kSharedInFlight replies (the shared connection cannot stop reading
+      // for one client).
+      begin_move();
+      break;
+    }
     std::string_view rest = input.substr(pos);
     resp::ParseStatus st = parser_.parse(rest, &req_);
     if (st == resp::ParseStatus::incomplete) break;
@@ -90,9 +102,13 @@ void Session::process_requests(std::string_view input, ByteBuffer* owner) {
     std::string_view bytes = rest.substr(0, req_.consumed);
     pos += req_.consumed;
     if (st == resp::ParseStatus::skip) continue;
-    const size_t forwarded_before = up_out_.size();
+    const uint64_t forwarded_before = forwarded_;
     handle_request(bytes);
-    count_command(ctx_->metrics, up_out_.size() != forwarded_before, cls_.kind);
+    if (moving_) {  // not taken: it runs once the session has its own connection
+      pos -= req_.consumed;
+      break;
+    }
+    count_command(ctx_->metrics, forwarded_ != forwarded_before, cls_.kind);
     if (raw_client_) {  // SYNC/PSYNC: everything after it is the replica's stream
       forward(input.substr(pos));
       pos = input.size();
@@ -140,6 +156,12 @@ void Session::add_read_key(Pending* p, std::string_view key) {
 }
 
 void Session::forward(std::string_view bytes) {
+  ++forwarded_;
+  if (shared_) {
+    ++shared_in_flight_;
+    if (cls_.kind == Kind::write) wrote_shared_ = true;
+    return shared_->send(this, bytes);
+  }
   up_out_.append(bytes);
 }
 
@@ -159,6 +181,14 @@ void Session::handle_request(std::string_view bytes) {
 
   if (durable) {
     if (std::string why = commands::history_refusal(args); !why.empty()) return refuse_history_change(why);
+  }
+  if (shared_) {
+    if (commands::keeps_setinfo(cls_, args)) {
+      kept_setinfo_.append(bytes);
+      ++kept_setinfo_count_;
+      return answer_locally("+OK\r\n");
+    }
+    if (commands::needs_own_connection(cls_, args)) return begin_move();
   }
 
   Pending p;

@@ -14,5 +14,9 @@ inline constexpr const char* kControlLinkName = "durable-proxy-control";
 inline constexpr const char* kReplicaLinkName = "durable-proxy-replica";
 // The second replica connection that takes a checkpoint (full sync only).
 inline constexpr const char* kCheckpointLinkName = "durable-proxy-checkpoint";
+// A connection shared by client sessions (upstream.sharing: auto).  It never
+// authenticates (it has a new connection's rights), so its SETNAME may be
+// refused by the default user's ACL; the reply is not looked at.
+inline constexpr const char* kSharedLinkName = "durable-proxy-shared";
 
 }  // namespace dp

@@ -6,6 +6,7 @@ Environment:
   DP_DIRECT=1          test redis-server directly; @proxy_only tests skip
   DP_BINARY            the durable-proxy binary (default <repo>/build/durable-proxy)
   DP_IT_DURABILITY     --durability for the proxy (default "off")
+  DP_IT_SHARING        --sharing for the proxy (auto|off; default: the proxy's)
   DP_SERVER_BIN        the upstream server binary (default redis-server)
   DP_TEST_TIME_SCALE   multiplies every deadline (default 1)
 """

@@ -19,6 +19,8 @@ REPO = os.environ.get("DP_SOURCE_DIR") or os.path.dirname(
 DP_BINARY = os.environ.get("DP_BINARY") or os.path.join(REPO, "build", "durable-proxy")
 DIRECT = os.environ.get("DP_DIRECT", "0") == "1"
 DURABILITY = os.environ.get("DP_IT_DURABILITY", "off")
+# upstream.sharing for every proxy a test starts ("" = the proxy's default).
+SHARING = os.environ.get("DP_IT_SHARING", "")
 # Set by tests/run-all.sh for the sanitizer build: ASan's shadow memory and
 # quarantine make resident-memory bounds meaningless there (they still hold
 # in the release run).
@@ -248,7 +250,8 @@ class Proxy(_Process):
                      "--upstream", "127.0.0.1:%d" % upstream_port,
                      "--log-dir", self.log_dir,
                      "--admin", "127.0.0.1:%d" % self.admin_port,
-                     "--durability", durability] + list(extra_args)
+                     "--durability", durability] + \
+            (["--sharing", SHARING] if SHARING else []) + list(extra_args)
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL,

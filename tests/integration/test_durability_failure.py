@@ -193,6 +193,10 @@ def test_held_reply_bytes_are_bounded(fresh_durable, limits):
                                state=lambda: status()["held_bytes"])
             # ... then the negative proof: they do not grow past it.
             slack = clients * (2 * len(value) + (64 << 10))
+            if harness.SHARING == "auto":
+                # A shared client's first replies (at most 8, then it moves to
+                # its own connection) are read whatever the bounds (README).
+                slack += clients * 8 * len(value)
             limit = bound * (clients if limits == "per_client" else 1) + slack
             end = time.monotonic() + 0.5
             while time.monotonic() < end:

@@ -1,0 +1,254 @@
+#include "proxy/session/shared_upstream.h"
+
+#include <string>
+#include <utility>
+
+#include "proxy/base/logger.h"
+#include "proxy/resp/encoder.h"
+#include "proxy/upstream/connection_names.h"
+
+namespace dp {
+
+SharedUpstream::SharedUpstream(ProxyContext* ctx, uint32_t index)
+    : ctx_(ctx), index_(index), framer_(ctx->limits.max_bulk_len + 1024) {
+  tcp_.data = this;
+  connect_req_.data = this;
+  write_req_.data = this;
+  check_.data = this;
+  uv_check_init(ctx_->loop, &check_);
+  ++open_handles_;
+  connect();
+}
+
+void SharedUpstream::connect() {
+  uv_tcp_init(ctx_->loop, &tcp_);
+  ++open_handles_;
+  // Its name first; the reply goes to nobody.
+  std::string name = "*3\r\n$6\r\nCLIENT\r\n$7\r\nSETNAME\r\n";
+  resp::append_bulk(&name, kSharedLinkName);
+  out_.append(name);
+  routes_.push_back(Route{nullptr, 1});
+  ++in_flight_;
+  int rc = uv_tcp_connect(&connect_req_, &tcp_, reinterpret_cast<const sockaddr*>(&ctx_->upstream_addr),
+                          &SharedUpstream::on_connect);
+  if (rc != 0) fail(std::string("upstream ") + ctx_->upstream_name + " unreachable: " + uv_strerror(rc));
+}
+
+void SharedUpstream::on_connect(uv_connect_t* req, int status) {
+  auto* self = static_cast<SharedUpstream*>(req->data);
+  if (self->failed_) return;
+  if (status != 0)
+    return self->fail(std::string("upstream ") + self->ctx_->upstream_name + " unreachable: " + uv_strerror(status));
+  self->connected_ = true;
+  uv_tcp_nodelay(&self->tcp_, 1);
+  LOG_DEBUG("shared", "shared connection %u to %s open", self->index_, self->ctx_->upstream_name.c_str());
+  uv_read_start(reinterpret_cast<uv_stream_t*>(&self->tcp_), &SharedUpstream::alloc, &SharedUpstream::on_read);
+  self->flush();
+}
+
+void SharedUpstream::attach(SharedClient* c) {
+  c->shared_conn_ = this;
+  c->shared_slot_ = attached_.size();
+  attached_.push_back(c);
+}
+
+void SharedUpstream::detach(SharedClient* c) {
+  if (c->shared_conn_ != this) return;
+  for (Route& r : routes_)
+    if (r.client == c) r.client = nullptr;
+  for (SharedClient*& t : touched_)
+    if (t == c) t = nullptr;
+  // Swap-remove from attached_.
+  SharedClient* last = attached_.back();
+  attached_[c->shared_slot_] = last;
+  last->shared_slot_ = c->shared_slot_;
+  attached_.pop_back();
+  c->shared_conn_ = nullptr;
+  c->shared_touched_ = false;
+}
+
+void SharedUpstream::send(SharedClient* c, std::string_view request) {
+  out_.append(request);
+  ++in_flight_;
+  if (!routes_.empty() && routes_.back().client == c) ++routes_.back().count;
+  else routes_.push_back(Route{c, 1});
+  if (queued_bytes() >= bound()) was_full_ = true;
+  schedule_flush();
+}
+
+void SharedUpstream::schedule_flush() {
+  if (connected_ && !writing_now_ && !failed_ && !uv_is_active(reinterpret_cast<uv_handle_t*>(&check_)))
+    uv_check_start(&check_, &SharedUpstream::on_check);
+}
+
+void SharedUpstream::on_check(uv_check_t* c) {
+  auto* self = static_cast<SharedUpstream*>(c->data);
+  uv_check_stop(c);
+  self->flush();
+}
+
+void SharedUpstream::flush() {
+  if (!connected_ || writing_now_ || failed_ || out_.empty()) return;
+  auto* st = reinterpret_cast<uv_stream_t*>(&tcp_);
+  uv_buf_t b = uv_buf_init(const_cast<char*>(out_.data()), static_cast<unsigned>(out_.size()));
+  int n = uv_try_write(st, &b, 1);
+  if (n > 0) out_.consume(static_cast<size_t>(n));
+  else if (n < 0 && n != UV_EAGAIN) return fail(std::string("write to the upstream failed: ") + uv_strerror(n));
+  if (!out_.empty()) {
+    writing_.swap(out_);
+    writing_now_ = true;
+    b = uv_buf_init(const_cast<char*>(writing_.data()), static_cast<unsigned>(writing_.size()));
+    uv_write(&write_req_, st, &b, 1, &SharedUpstream::on_written);
+    return;
+  }
+  maybe_writable();
+}
+
+void SharedUpstream::maybe_writable() {
+  if (!was_full_ || queued_bytes() >= bound() / 2) return;
+  was_full_ = false;
+  std::vector<SharedClient*> all = attached_;
+  for (SharedClient* c : all)
+    if (c->shared_conn_ == this) c->on_shared_writable();
+}
+
+void SharedUpstream::on_written(uv_write_t* req, int status) {
+  auto* self = static_cast<SharedUpstream*>(req->data);
+  self->writing_now_ = false;
+  self->writing_.clear();
+  if (self->failed_) return;
+  if (status < 0) return self->fail(std::string("write to the upstream failed: ") + uv_strerror(status));
+  if (self->out_.empty()) return self->maybe_writable();
+  self->flush();
+}
+
+void SharedUpstream::alloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
+  auto* self = static_cast<SharedUpstream*>(h->data);
+  alloc_read_buffer(self->ctx_, &self->in_, buf);
+}
+
+void SharedUpstream::on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
+  auto* self = static_cast<SharedUpstream*>(s->data);
+  const bool shared_buf = buf->base == self->ctx_->read_buf;
+  if (n <= 0) {
+    if (shared_buf) self->ctx_->read_buf_busy = false;
+    if (n == 0 || self->failed_) return;
+    return self->fail(n == UV_EOF ? "upstream closed the connection" : uv_strerror(static_cast<int>(n)));
+  }
+  if (self->failed_) {
+    if (shared_buf) self->ctx_->read_buf_busy = false;
+    return;
+  }
+  if (shared_buf) {
+    self->route(std::string_view(buf->base, static_cast<size_t>(n)), nullptr);
+    self->ctx_->read_buf_busy = false;
+  } else {
+    self->in_.commit(static_cast<size_t>(n));
+    self->route(self->in_.view(), &self->in_);
+  }
+  // Each client that got replies releases and flushes once per read.
+  std::vector<SharedClient*> touched;
+  touched.swap(self->touched_);
+  for (SharedClient* c : touched) {
+    if (c == nullptr) continue;
+    c->shared_touched_ = false;
+    c->on_shared_read_done();
+  }
+  if (self->touched_.empty()) self->touched_.swap(touched);  // keep the capacity
+  self->touched_.clear();
+}
+
+void SharedUpstream::route(std::string_view input, ByteBuffer* owner) {
+  size_t pos = 0;
+  while (pos < input.size() && !failed_) {
+    std::string_view rest = input.substr(pos);
+    resp::Frame f;
+    resp::FrameStatus st = framer_.next(rest, &f);
+    if (st == resp::FrameStatus::incomplete) break;
+    if (st == resp::FrameStatus::error) {
+      LOG_ERROR("shared", "shared connection %u: upstream %s sent an unreadable reply: %s", index_,
+                ctx_->upstream_name.c_str(), framer_.error().c_str());
+      return fail("upstream sent an unreadable reply");
+    }
+    pos += f.length;
+    if (routes_.empty()) {
+      LOG_ERROR("shared", "shared connection %u: upstream %s sent a reply no command asked for", index_,
+                ctx_->upstream_name.c_str());
+      return fail("upstream sent a reply no command asked for");
+    }
+    Route& r = routes_.front();
+    SharedClient* c = r.client;
+    if (--r.count == 0) routes_.pop_front();
+    --in_flight_;
+    if (c == nullptr) continue;
+    if (!c->shared_touched_) {
+      c->shared_touched_ = true;
+      touched_.push_back(c);
+    }
+    c->on_shared_reply(rest.substr(0, f.length), f);
+  }
+  if (owner) owner->consume(pos);
+  else if (pos < input.size() && !failed_) in_.append(input.substr(pos));
+}
+
+void SharedUpstream::fail(const std::string& why) {
+  if (failed_) return;
+  failed_ = true;
+  LOG_WARN("shared", "shared connection %u to %s: %s (%zu clients attached)", index_, ctx_->upstream_name.c_str(),
+           why.c_str(), attached_.size());
+  if (ctx_->shared_pool) ctx_->shared_pool->forget(this);
+  std::vector<SharedClient*> all;
+  all.swap(attached_);
+  for (SharedClient* c : all) {
+    c->shared_conn_ = nullptr;
+    c->shared_touched_ = false;
+  }
+  routes_.clear();
+  touched_.clear();
+  in_flight_ = 0;
+  out_.clear();
+  for (SharedClient* c : all) c->on_shared_gone(why);
+  auto closed = [](uv_handle_t* h) {
+    auto* self = static_cast<SharedUpstream*>(h->data);
+    if (--self->open_handles_ == 0) delete self;
+  };
+  uv_close(reinterpret_cast<uv_handle_t*>(&check_), closed);
+  uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), closed);
+}
+
+// ---------------------------------------------------------------- pool
+
+SharedPool::SharedPool(ProxyContext* ctx, uint32_t size) : ctx_(ctx), slots_(size, nullptr) {}
+
+SharedPool::~SharedPool() = default;  // close_all() ran: each connection frees itself
+
+SharedUpstream* SharedPool::pick() {
+  if (closed_ || slots_.empty()) return nullptr;
+  const uint32_t i = next_++ % static_cast<uint32_t>(slots_.size());
+  if (slots_[i] == nullptr) {
+    auto* c = new SharedUpstream(ctx_, i);
+    if (c->failed()) return nullptr;  // could not even start connecting (it frees itself)
+    slots_[i] = c;
+  }
+  return slots_[i];
+}
+
+void SharedPool::forget(SharedUpstream* c) {
+  for (SharedUpstream*& s : slots_)
+    if (s == c) s = nullptr;
+}
+
+void SharedPool::close_all(const std::string& why) {
+  closed_ = true;
+  std::vector<SharedUpstream*> all = slots_;
+  for (SharedUpstream* c : all)
+    if (c) c->close(why);
+}
+
+size_t SharedPool::connections() const {
+  size_t n = 0;
+  for (SharedUpstream* s : slots_) n += s != nullptr;
+  return n;
+}
+
+}  // namespace dp

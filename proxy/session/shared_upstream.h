@@ -1,0 +1,151 @@
+// Shared upstream connections (upstream.sharing: auto).
+//
+//   session A ─┐ send(A, cmd)            ┌─▶ A.on_shared_reply(frame)
+//   session B ─┼──▶ out_ ──one write per──▶ upstream ──▶ framer_ ──▶ routes_ (FIFO)
+//   session C ─┘     (check handle: once per loop turn)  └─▶ B.on_shared_reply(frame)
+//
+// Sessions that hold no connection state (proxy/commands/connection_state.h)
+// append their requests to one shared connection's output; it is written
+// once per loop turn, so fifty one-at-a-time clients become one pipelined
+// stream.  Every forwarded command gets exactly one reply (no command that
+// pushes, subscribes, blocks or silences replies runs here), so a FIFO of
+// (session, count) routes each reply frame back, in order.  The gate is not
+// involved: a session holds its replies exactly as on its own connection.
+//
+// A shared connection never authenticates: it runs with the rights of a
+// new connection (the default user), which is what a client that has not
+// sent AUTH has on its own connection; AUTH and HELLO move a client to its
+// own connection.  It names itself (upstream/connection_names.h); that
+// reply is swallowed.
+//
+// Lifetime: SharedPool owns its connections.  A connection that fails
+// (connect error, EOF, an unreadable or unasked-for reply) tells every
+// attached client (on_shared_gone: as if its own connection had closed)
+// and leaves its slot; the next pick opens a new one.  It frees itself
+// once its handle has closed.  Loop thread only.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "proxy/base/byte_buffer.h"
+#include "proxy/resp/reply_framer.h"
+#include "proxy/session/context.h"
+
+namespace dp {
+
+class SharedUpstream;
+
+// What a shared connection routes to (Session).  A client stays valid until
+// detach() or on_shared_gone(), and, after either, until the loop turn
+// ends (a session frees itself only from a handle's close callback).
+class SharedClient {
+ public:
+  // One reply, in the order the client's commands were sent.
+  virtual void on_shared_reply(std::string_view frame, const resp::Frame& f) = 0;
+  // After the replies of one read: release, flush, read on.
+  virtual void on_shared_read_done() = 0;
+  // The connection failed: every command not answered is lost, as if the
+  // client's own connection had closed.  The client is detached already.
+  virtual void on_shared_gone(const std::string& why) = 0;
+  // The connection's unsent output fell below its bound: read requests again.
+  virtual void on_shared_writable() = 0;
+
+ protected:
+  ~SharedClient() = default;
+
+ private:
+  friend class SharedUpstream;
+  SharedUpstream* shared_conn_ = nullptr;
+  size_t shared_slot_ = 0;       // index in the connection's attached_
+  bool shared_touched_ = false;  // got a reply in the read being processed
+};
+
+class SharedUpstream {
+ public:
+  SharedUpstream(ProxyContext* ctx, uint32_t index);
+  SharedUpstream(const SharedUpstream&) = delete;
+  SharedUpstream& operator=(const SharedUpstream&) = delete;
+
+  void attach(SharedClient* c);
+  // The client's commands still in flight are answered to nobody.
+  void detach(SharedClient* c);
+  // One whole request of `c`; written at the end of this loop turn.
+  void send(SharedClient* c, std::string_view request);
+  // Unsent request bytes: clients stop reading requests past `bound()`.
+  uint64_t queued_bytes() const { return out_.size() + writing_.size(); }
+  uint64_t bound() const { return ctx_->cfg->client_buffer_bytes; }
+  bool failed() const { return failed_; }
+  size_t attached() const { return attached_.size(); }
+  uint64_t in_flight() const { return in_flight_; }
+
+  // Closes the connection (shutdown): attached clients are told it is gone.
+  void close(const std::string& why) { fail(why); }
+
+ private:
+  ~SharedUpstream() = default;  // deleted from the handle's close callback
+  struct Route {
+    SharedClient* client;  // nullptr: detached, its replies are dropped
+    uint32_t count;
+  };
+  static void on_connect(uv_connect_t* req, int status);
+  static void on_check(uv_check_t* c);
+  static void alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
+  static void on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf);
+  static void on_written(uv_write_t* req, int status);
+  void connect();
+  void schedule_flush();
+  void flush();
+  void route(std::string_view input, ByteBuffer* owner);
+  void fail(const std::string& why);
+  void maybe_writable();
+
+  ProxyContext* ctx_;
+  uint32_t index_;
+  uv_tcp_t tcp_{};
+  uv_connect_t connect_req_{};
+  uv_write_t write_req_{};
+  uv_check_t check_{};
+  bool connected_ = false;
+  bool writing_now_ = false;
+  bool failed_ = false;
+  bool was_full_ = false;  // queued_bytes() reached bound(): tell clients when it falls
+  int open_handles_ = 0;
+  ByteBuffer out_, writing_, in_;
+  resp::ReplyFramer framer_;
+  std::deque<Route> routes_;
+  uint64_t in_flight_ = 0;  // requests sent (or queued) and not answered
+  std::vector<SharedClient*> attached_;
+  std::vector<SharedClient*> touched_;
+};
+
+// The pool: `size` connection slots; clients are spread round-robin over
+// them.  Owned by Proxy (ProxyContext::shared_pool while sharing is on).
+class SharedPool {
+ public:
+  SharedPool(ProxyContext* ctx, uint32_t size);
+  ~SharedPool();
+  SharedPool(const SharedPool&) = delete;
+  SharedPool& operator=(const SharedPool&) = delete;
+
+  // A live connection for a new client (opening one where the slot is empty).
+  SharedUpstream* pick();
+  // A slot's connection failed: it is forgotten (it frees itself).
+  void forget(SharedUpstream* c);
+  // Shutdown: every connection closes.
+  void close_all(const std::string& why);
+  size_t connections() const;
+
+ private:
+  ProxyContext* ctx_;
+  std::vector<SharedUpstream*> slots_;
+  uint32_t next_ = 0;
+  bool closed_ = false;
+};
+
+}  // namespace dp
