@@ -54,6 +54,26 @@ def start(args, log, env=None):
     return p
 
 
+# port -> {"server": pid, "proxy": pid}: whose CPU a target's requests cost.
+PIDS = {}
+
+
+def cpu_seconds(pid):
+    """User + system CPU time a process has used so far (0 once it is gone)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu():
+    import resource
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def stop_all():
     for p in CHILDREN:
         if p.poll() is None:
@@ -94,8 +114,9 @@ def redis_server(workdir, name, extra, env=None):
             "--appendonly", "no", "--dir", d, "--daemonize", "no", "--logfile", "",
             "--repl-diskless-sync", "yes", "--repl-diskless-sync-delay", "0",
             "--client-output-buffer-limit", "replica 0 0 0"] + extra
-    start(args, os.path.join(d, "server.log"), env)
+    p = start(args, os.path.join(d, "server.log"), env)
     wait_until(lambda: accepts(port), 10, "%s on port %d" % (name, port))
+    PIDS[port] = {"server": p.pid}
     return port
 
 
@@ -106,10 +127,11 @@ def proxy(workdir, upstream_port, env=None, config="{}\n"):
     cfg = os.path.join(d, "proxy.yaml")
     with open(cfg, "w") as f:
         f.write(config)
-    start([ARGS.proxy, "--config", cfg, "--listen", "127.0.0.1:%d" % port,
-           "--upstream", "127.0.0.1:%d" % upstream_port, "--log-dir", os.path.join(d, "log"),
-           "--admin", "127.0.0.1:%d" % admin, "--durability", "always"],
-          os.path.join(d, "proxy.log"), env)
+    p = start([ARGS.proxy, "--config", cfg, "--listen", "127.0.0.1:%d" % port,
+               "--upstream", "127.0.0.1:%d" % upstream_port, "--log-dir", os.path.join(d, "log"),
+               "--admin", "127.0.0.1:%d" % admin, "--durability", "always"],
+              os.path.join(d, "proxy.log"), env)
+    PIDS[port] = {"server": PIDS[upstream_port]["server"], "proxy": p.pid}
 
     def ready():
         try:
@@ -129,7 +151,9 @@ def bench(port, args, timeout=600):
         raise SystemExit("durability_bench: redis-benchmark %s failed: %s %s"
                          % (" ".join(args), res.stdout[-500:], res.stderr[-500:]))
     r = rows[-1]
-    return {"rps": float(r["rps"]), "p50": float(r["p50_latency_ms"]), "p99": float(r["p99_latency_ms"])}
+    n = int(args[args.index("-n") + 1])
+    return {"rps": float(r["rps"]), "p50": float(r["p50_latency_ms"]), "p99": float(r["p99_latency_ms"]),
+            "requests": n}
 
 
 def workloads():
@@ -178,6 +202,10 @@ def run_mode(mode, workdir, shim):
         # at a time, the behaviour before overlapping), on its own upstream.
         targets.append((compare_name(), proxy(workdir, redis_server(workdir, "upstream2", []), env,
                                               "log:\n  fsync_overlap: %d\n" % ARGS.compare_overlap)))
+    if ARGS.compare_sharing:
+        # The same proxy with upstream.sharing: auto, on its own upstream.
+        targets.append(("durable-shared", proxy(workdir, redis_server(workdir, "upstream3", []), env,
+                                                "upstream:\n  sharing: auto\n")))
     # Fill the keys GET reads, on every target.
     for _, p in targets:
         bench(p, ["-t", "set", "-c", "50", "-n", "100000", "-r", "100000", "-d", "64", "-P", "16"])
@@ -186,7 +214,13 @@ def run_mode(mode, workdir, shim):
         for wname, fn in workloads():
             order = targets if rnd % 2 == 0 else list(reversed(targets))
             for tname, port in order:
-                results.setdefault((wname, tname), []).append(fn(port))
+                pids = PIDS[port]
+                before = (children_cpu(), cpu_seconds(pids["server"]), cpu_seconds(pids.get("proxy", 0)))
+                row = fn(port)
+                after = (children_cpu(), cpu_seconds(pids["server"]), cpu_seconds(pids.get("proxy", 0)))
+                # CPU microseconds per request: benchmark(s), server, proxy.
+                row["cpu"] = [(a - b) * 1e6 / max(row["requests"], 1) for a, b in zip(after, before)]
+                results.setdefault((wname, tname), []).append(row)
         print("  %s: round %d/%d done" % (mode, rnd + 1, ARGS.rounds), file=sys.stderr, flush=True)
     info = subprocess.run(["redis-cli", "-p", str(durable), "INFO", "durability"],
                           capture_output=True, text=True).stdout
@@ -194,6 +228,8 @@ def run_mode(mode, workdir, shim):
     stop_all()
     med = {k: {m: statistics.median(r[m] for r in v) for m in ("rps", "p50", "p99")}
            for k, v in results.items()}
+    for k, v in results.items():
+        med[k]["cpu"] = [statistics.median(r["cpu"][i] for r in v) for i in range(3)]
     med["proxy"] = fields
     return med
 
@@ -205,12 +241,21 @@ def compare_name():
 def report(mode, med):
     title = "local disk" if mode == "local" else "every fdatasync delayed %d us (shim)" % ARGS.delay_us
     print("\n== %s: medians of %d rounds ==" % (title, ARGS.rounds))
-    print("%-17s %-8s %12s %9s %9s" % ("workload", "target", "rps", "p50 ms", "p99 ms"))
-    names = ["ceiling", "always", "durable"] + ([compare_name()] if ARGS.compare_overlap else [])
+    print("%-17s %-14s %10s %8s %8s %26s" % ("workload", "target", "rps", "p50 ms", "p99 ms",
+                                                "CPU us/req: bench srv proxy"))
+    names = ["ceiling", "always", "durable"] + ([compare_name()] if ARGS.compare_overlap else []) + \
+        (["durable-shared"] if ARGS.compare_sharing else [])
     for wname, _ in workloads():
         for tname in names:
             m = med[(wname, tname)]
-            print("%-17s %-10s %12.0f %9.3f %9.3f" % (wname, tname, m["rps"], m["p50"], m["p99"]))
+            c = m["cpu"]
+            print("%-17s %-14s %10.0f %8.3f %8.3f %11.1f %5.1f %5.1f" % (wname, tname, m["rps"], m["p50"], m["p99"],
+                                                                    c[0], c[1], c[2]))
+    if ARGS.compare_sharing:
+        for wname, _ in workloads():
+            d, o = med[(wname, "durable-shared")], med[(wname, "always")]
+            print("%s: durable-shared / always: rps %.2fx; durable-shared / durable: rps %.2fx"
+                  % (wname, d["rps"] / o["rps"], d["rps"] / med[(wname, "durable")]["rps"]))
     if ARGS.compare_overlap:
         for wname, _ in workloads():
             d, o = med[(wname, "durable")], med[(wname, compare_name())]
@@ -259,6 +304,8 @@ def main():
                     help="comma-separated names (e.g. 'SET c50 P1'); default all")
     ap.add_argument("--compare-overlap", type=int, default=0,
                     help="also measure a proxy with this log.fsync_overlap (e.g. 1)")
+    ap.add_argument("--compare-sharing", action="store_true",
+                    help="also measure a proxy with upstream.sharing: auto")
     ARGS = ap.parse_args()
     workdir = tempfile.mkdtemp(prefix="dp-durability-bench-")
     try:

@@ -27,7 +27,8 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 
-CONFIGS = [("c50 P1", 50, 1), ("c50 P16", 50, 16), ("c1 P1", 1, 1)]
+CONFIGS = [("c50 P1", 50, 1), ("c200 P1", 200, 1), ("c50 P16", 50, 16), ("c1 P1", 1, 1)]
+PATHS = ("direct", "proxy", "shared")  # shared: the proxy with upstream.sharing: auto
 TESTS = ("SET", "GET")
 
 
@@ -106,15 +107,16 @@ def start_server(procs):
     return p, port
 
 
-def start_proxy(procs, binary, upstream_port, max_clients):
+def start_proxy(procs, binary, upstream_port, max_clients, sharing="off"):
     port, admin = free_port(), free_port()
-    config = os.path.join(procs.workdir, "proxy.yaml")
+    config = os.path.join(procs.workdir, "proxy-%s.yaml" % sharing)
     with open(config, "w") as f:
         f.write("listen:\n  max_clients: %d\nlogging:\n  level: info\n" % max_clients)
-    p = procs.start("durable-proxy", [
+    p = procs.start("durable-proxy-%s" % sharing, [
         binary, "--config", config, "--listen", "127.0.0.1:%d" % port,
         "--upstream", "127.0.0.1:%d" % upstream_port, "--admin", "127.0.0.1:%d" % admin,
-        "--log-dir", os.path.join(procs.workdir, "log"), "--durability", "off"])
+        "--log-dir", os.path.join(procs.workdir, "log-%s" % sharing), "--durability", "off",
+        "--sharing", sharing])
 
     def ready():
         if p.poll() is not None:
@@ -245,6 +247,8 @@ def main():
         probe = find_probe(workdir)
         server, sport = start_server(procs)
         proxy, pport = start_proxy(procs, os.path.abspath(args.proxy), sport, max(10000, args.idle + 100))
+        shared, shport = start_proxy(procs, os.path.abspath(args.proxy), sport, max(10000, args.idle + 100),
+                                     "auto")
         with open(proxy.log_path, errors="replace") as f:
             warn = [line.strip() for line in f if "open-file limit" in line]
         print("proxy fd-limit warning: %s" % (warn[0] if warn else "none (limit sufficient)"))
@@ -256,18 +260,20 @@ def main():
                                         delta / max(1, args.idle), "ok" if delta <= 64 * 2**20 else "MISSED"))
         wait_until(lambda: rss_bytes(proxy.pid) > 0, 1, "proxy alive")
 
-        results = {(name, where): [] for name, _, _ in CONFIGS for where in ("direct", "proxy")}
+        results = {(name, where): [] for name, _, _ in CONFIGS for where in PATHS}
         probes = {"direct": [], "proxy": []}
+        pid_of = {"direct": None, "proxy": proxy.pid, "shared": shared.pid}
+        port_of = {"direct": sport, "proxy": pport, "shared": shport}
         for r in range(args.rounds):
             for name, c, p in CONFIGS:
                 n = args.c1_requests if c == 1 else args.requests
-                order = [("direct", sport), ("proxy", pport)]
-                if r % 2:
-                    order.reverse()
-                for where, port in order:
-                    before = (children_cpu(), cpu_seconds(server.pid), cpu_seconds(proxy.pid))
+                order = list(PATHS[r % 3:] + PATHS[:r % 3])  # each path goes first in turn
+                for where in order:
+                    port = port_of[where]
+                    ppid = pid_of[where]
+                    before = (children_cpu(), cpu_seconds(server.pid), cpu_seconds(ppid) if ppid else 0.0)
                     row = run_benchmark(port, c, p, n)
-                    after = (children_cpu(), cpu_seconds(server.pid), cpu_seconds(proxy.pid))
+                    after = (children_cpu(), cpu_seconds(server.pid), cpu_seconds(ppid) if ppid else 0.0)
                     # CPU microseconds per request: redis-benchmark, server, proxy
                     row["cpu_us"] = [(a - b) * 1e6 / (2 * n) for a, b in zip(after, before)]
                     results[(name, where)].append(row)
@@ -277,22 +283,25 @@ def main():
             print("round %d/%d done" % (r + 1, args.rounds), flush=True)
 
         print()
-        print("%-8s %-4s %12s %12s %7s %9s %9s" % ("config", "test", "direct rps", "proxy rps", "ratio",
-                                                   "p50 d ms", "p50 p ms"))
+        print("%-8s %-4s %11s %11s %11s %6s %6s %8s %8s %8s" % (
+            "config", "test", "direct rps", "proxy rps", "shared rps", "p/d", "s/d", "p50 d ms", "p50 p ms",
+            "p50 s ms"))
         ratios = {}
         for name, _, _ in CONFIGS:
             for t in TESTS:
-                d = median([x[t]["rps"] for x in results[(name, "direct")]])
-                pr = median([x[t]["rps"] for x in results[(name, "proxy")]])
-                dl = median([x[t]["p50_ms"] for x in results[(name, "direct")]])
-                pl = median([x[t]["p50_ms"] for x in results[(name, "proxy")]])
-                ratios[(name, t)] = pr / d
-                print("%-8s %-4s %12.0f %12.0f %7.2f %9.3f %9.3f" % (name, t, d, pr, pr / d, dl, pl))
+                rps = {w: median([x[t]["rps"] for x in results[(name, w)]]) for w in PATHS}
+                p50 = {w: median([x[t]["p50_ms"] for x in results[(name, w)]]) for w in PATHS}
+                ratios[(name, t)] = rps["proxy"] / rps["direct"]
+                ratios[(name, t, "shared")] = rps["shared"] / rps["direct"]
+                print("%-8s %-4s %11.0f %11.0f %11.0f %6.2f %6.2f %8.3f %8.3f %8.3f" % (
+                    name, t, rps["direct"], rps["proxy"], rps["shared"], rps["proxy"] / rps["direct"],
+                    rps["shared"] / rps["direct"], p50["direct"], p50["proxy"], p50["shared"]))
         print()
-        print("CPU per request (us; medians): the 2 cores are shared by all three processes")
+        print("CPU per request (us; medians; SET and GET together): the 2 cores are shared by all three")
+        print("processes.  proxy = sharing off (one upstream connection per client), shared = sharing auto")
         print("%-8s %-7s %10s %10s %10s %10s" % ("config", "path", "benchmark", "server", "proxy", "total"))
         for name, _, _ in CONFIGS:
-            for where in ("direct", "proxy"):
+            for where in PATHS:
                 cpu = [median([x["cpu_us"][i] for x in results[(name, where)]]) for i in range(3)]
                 if where == "direct":
                     cpu[2] = 0.0
@@ -314,6 +323,10 @@ def main():
             worst = min(ratios[(name, t)] for t in TESTS)
             verdict.append("%s throughput ratio %.2f (target >= 0.80): %s" %
                            (name, worst, "ok" if worst >= 0.8 else "MISSED"))
+        for name in ("c50 P1", "c200 P1"):
+            worst = min(ratios[(name, t, "shared")] for t in TESTS)
+            verdict.append("%s shared throughput ratio %.2f (target >= 0.90): %s" %
+                           (name, worst, "ok" if worst >= 0.9 else "MISSED"))
         verdict.append("c1 p50 overhead %.1f us (target <= 40): %s" % (pp - pd, "ok" if pp - pd <= 40 else "MISSED"))
         verdict.append("idle %d connections %.1f MB (target <= 64 MB): %s" %
                        (args.idle, delta / 2**20, "ok" if delta <= 64 * 2**20 else "MISSED"))
