@@ -36,7 +36,11 @@ bool needs_own_connection(const Classification& cls, const std::vector<std::stri
   const std::string_view name = args[0];
   if (iequals(name, "client")) return !keeps_setinfo(cls, args);
   if (is_any(name, {"readonly", "readwrite", "asking", "auth", "hello", "select", "quit", "reset"})) return true;
-  if (iequals(name, "script") && args.size() > 1 && iequals(args[1], "debug")) return true;
+  // SCRIPT DEBUG is connection state; SCRIPT KILL / FUNCTION KILL must not
+  // queue behind the busy script on the connection that runs it.
+  if ((iequals(name, "script") || iequals(name, "function")) && args.size() > 1 &&
+      (iequals(args[1], "debug") || iequals(args[1], "kill")))
+    return true;
   return false;
 }
 

@@ -13,7 +13,9 @@
 //   push and pipes  SUBSCRIBE family, MONITOR, SYNC, PSYNC, REPLCONF
 //   blocking        B*POP, BLMOVE, XREAD(GROUP) BLOCK, WAIT, WAITAOF
 //                   (the classification's `blocking` flag)
-//   other           SCRIPT DEBUG, SHUTDOWN, unknown commands and
+//   other           SCRIPT DEBUG, SCRIPT KILL and FUNCTION KILL (a busy
+//                   script may run on the shared connection they would
+//                   queue behind), SHUTDOWN, unknown commands and
 //                   subcommands (their effect is not known)
 //
 // Everything else only reads or writes data and answers one reply, on

@@ -137,11 +137,12 @@ void Session::on_shared_read_done() {
 void Session::on_shared_gone(const std::string& why) {
   shared_ = nullptr;
   shared_in_flight_ = 0;
+  const bool was_moving = std::exchange(moving_, false);  // what needed its own connection never runs
   if (!life_.open()) return;
   // As its own connection failing: before the client spoke, the error
   // answers its first request; after, the client is closed once its held
   // replies are delivered.
-  if (!client_spoke_ && pending_.empty() && !moving_) return upstream_unreachable(why.c_str());
+  if (!client_spoke_ && pending_.empty() && !was_moving) return upstream_unreachable(why.c_str());
   upstream_gone(why);
 }
 

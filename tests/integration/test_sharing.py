@@ -158,6 +158,27 @@ def test_blocking_command_does_not_hold_up_shared_clients(pair):
         assert a.read_frame()[1] == [b"q", b"item"]
 
 
+def test_script_kill_reaches_a_busy_script_on_the_same_shared_connection(pair):
+    """A and B share connection 0 (round-robin: A, X, B); A's script loops
+    forever; B's SCRIPT KILL must not queue behind it there."""
+    p = pair(server_args=["--busy-reply-threshold", "50"])
+    a, x, b = p.conn(timeout=harness.scaled(10)), p.conn(), p.conn(timeout=harness.scaled(10))
+    try:
+        for c in (a, x, b):
+            assert c.call("PING") == "PONG"
+        a.send_cmd("EVAL", "while true do end", "0")
+        with p.direct() as d:
+            harness.wait_until(lambda: isinstance(d.call("PING"), harness.Error), 10,
+                               "the script to pass busy-reply-threshold (PING answers -BUSY)")
+        assert b.call("SCRIPT", "KILL") == "OK"
+        err = a.read_frame()[1]
+        assert isinstance(err, harness.Error) and "killed" in err.lower(), err
+        assert x.call("PING") == "PONG"
+    finally:
+        for c in (a, x, b):
+            c.close()
+
+
 def test_subscriber_moves_and_gets_messages(pair):
     p = pair()
     with p.conn() as sub, p.conn() as pub:

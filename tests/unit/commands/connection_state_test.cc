@@ -46,6 +46,8 @@ TEST_CASE("data commands share a connection") {
   CHECK_FALSE(own({"INFO", "server"}));
   CHECK_FALSE(own({"CONFIG", "GET", "maxmemory"}));
   CHECK_FALSE(own({"FLUSHALL"}));
+  CHECK_FALSE(own({"SCRIPT", "LOAD", "return 1"}));
+  CHECK_FALSE(own({"FUNCTION", "LIST"}));
 }
 
 TEST_CASE("connection state, blocking and unknown commands need their own connection") {
@@ -60,7 +62,7 @@ TEST_CASE("connection state, blocking and unknown commands need their own connec
            {"CLIENT", "SETNAME", "x"}, {"CLIENT", "ID"}, {"CLIENT", "INFO"}, {"CLIENT", "LIST"},
            {"CLIENT", "KILL", "ID", "1"}, {"CLIENT", "PAUSE", "10"}, {"CLIENT", "TRACKING", "on"},
            {"CLIENT", "REPLY", "OFF"}, {"CLIENT", "NO-EVICT", "on"}, {"CLIENT", "GETNAME"},
-           {"SCRIPT", "DEBUG", "yes"}, {"SHUTDOWN"}, {"NOSUCHCOMMAND", "x"}, {"CONFIG", "NOSUCH"}}) {
+           {"SCRIPT", "DEBUG", "yes"}, {"SCRIPT", "KILL"}, {"FUNCTION", "KILL"}, {"SHUTDOWN"}, {"NOSUCHCOMMAND", "x"}, {"CONFIG", "NOSUCH"}}) {
     std::vector<std::string> storage(words.begin(), words.end());
     std::vector<std::string_view> args(storage.begin(), storage.end());
     Classification c;
