@@ -3,6 +3,7 @@
 #include <initializer_list>
 
 #include "proxy/base/ascii.h"
+#include "proxy/commands/command_info.h"
 
 namespace dp::commands {
 
@@ -18,7 +19,8 @@ bool is_any(std::string_view name, std::initializer_list<std::string_view> names
 
 bool needs_own_connection(const Classification& cls, const std::vector<std::string_view>& args) {
   if (args.empty()) return false;
-  if (cls.info == nullptr || cls.blocking) return true;
+  // A module command may block without the flag or answer more than once.
+  if (cls.info == nullptr || cls.blocking || (cls.info->flags & kModule) != 0) return true;
   switch (cls.special) {
     case Special::none:
     case Special::ping:

@@ -13,6 +13,8 @@
 //   push and pipes  SUBSCRIBE family, MONITOR, SYNC, PSYNC, REPLCONF
 //   blocking        B*POP, BLMOVE, XREAD(GROUP) BLOCK, WAIT, WAITAOF
 //                   (the classification's `blocking` flag)
+//   modules         every command with the `module` flag (it may block
+//                   without saying so, or answer more than once)
 //   other           SCRIPT DEBUG, SCRIPT KILL and FUNCTION KILL (a busy
 //                   script may run on the shared connection they would
 //                   queue behind), SHUTDOWN, unknown commands and

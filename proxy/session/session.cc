@@ -88,19 +88,26 @@ void Session::maybe_finish_move() {
   // connection's last propagated command, which a new connection does not
   // have: without it a WAIT here would count replicas that have not
   // acknowledged the client's shared writes (the proxy's log among them).
-  uint32_t dropped = kept_setinfo_count_;
-  up_out_.append(kept_setinfo_);
-  kept_setinfo_.clear();
-  kept_setinfo_count_ = 0;
-  if (wrote_shared_) {
-    up_out_.append(kMovedPublish);
-    ++dropped;
-  }
-  for (uint32_t i = 0; i < dropped; ++i) {
+  auto send_dropped = [this](std::string_view request, bool marker) {
+    up_out_.append(request);
     Pending p;
     p.kind = commands::Kind::other;
     p.drop = true;
+    p.woff_marker = marker;
     push_pending(std::move(p));
+  };
+  if (!kept_lib_name_.empty()) send_dropped(kept_lib_name_, false);
+  if (!kept_lib_ver_.empty()) send_dropped(kept_lib_ver_, false);
+  std::string().swap(kept_lib_name_);
+  std::string().swap(kept_lib_ver_);
+  if (wrote_shared_) {
+    if (ctx_->shared_pool && ctx_->shared_pool->cluster()) {
+      wait_untrusted_ = "PUBLISH does not propagate in cluster mode";
+    } else {
+      send_dropped(kMovedPublish, true);
+      awaiting_marker_ = true;  // after_io takes the requests once its reply is in
+      return after_io();
+    }
   }
   process_requests(in_.view(), &in_);
   after_io();
@@ -260,6 +267,8 @@ void Session::consume(ssize_t n, const uv_buf_t* buf, bool shared, ByteBuffer* o
 
 void Session::after_io() {
   if (!life_.open()) return;
+  if (std::exchange(resume_after_marker_, false) && !in_.empty() && !client_gone_)
+    process_requests(in_.view(), &in_);  // what waited for the marker's reply
   flush_upstream();
   release();
   update_reading();
@@ -275,7 +284,7 @@ void Session::update_reading() {
   bool lag_stop = ctx_->stream_lagging && (writes_in_flight_ > 0 || !held_.empty() || !multi_token_.empty());
   const uint64_t unsent = shared_ ? shared_->queued_bytes() : up_out_.size() + up_writing_.size();
   const uint64_t unsent_limit = shared_ ? shared_->bound() : limit;
-  bool want_client = !client_gone_ && !draining_ && !stop_requests_ && !moving_ &&
+  bool want_client = !client_gone_ && !draining_ && !stop_requests_ && !moving_ && !awaiting_marker_ &&
                      (!upstream_closed_ || !unreachable_error_.empty()) && !lag_stop &&
                      unsent < unsent_limit && held_.bytes() < limit &&
                      out_.size() + writing_.size() < limit && pending_.size() < kMaxPending && !global_full;
@@ -439,6 +448,7 @@ bool Session::nothing_due() const {
   // Messages (pub/sub, MONITOR lines, invalidations) are not replies: a
   // subscriber or MONITOR client has nothing due even while some are held
   // or being written.
+  if (moving_ || awaiting_marker_) return false;  // the command it moves for is due (it waits in in_)
   if (held_.holds_reply()) return false;
   if (!subscribed_ && !monitor_ && (!out_.empty() || client_writing_)) return false;
   for (const Pending& p : pending_) {

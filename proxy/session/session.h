@@ -131,6 +131,7 @@ class Session : public gate::GateClient, public SharedClient {
     bool maybe_queued = false;  // sent in a MULTI not answered yet: +QUEUED or its own reply
     bool blocks_forever = false;  // blocking command with timeout 0: no reply due
     bool has_token = false;     // a write the gate tracks: its marks are in `token` (maybe none)
+    bool woff_marker = false;   // the PUBLISH sent after a move (maybe_finish_move): its reply is checked
     int db = 0;                 // db the command runs in (kDbUnknown: not known when forwarded)
     int arg = 0;                // SELECT: db asked (kDbUnknown: not a valid index); HELLO: version asked;
                                 // MULTI: its serial; pub/sub: confirmations due (0: not known)
@@ -278,8 +279,15 @@ class Session : public gate::GateClient, public SharedClient {
   SharedUpstream* shared_ = nullptr;
   bool moving_ = false;
   uint64_t shared_in_flight_ = 0;   // commands sent on shared_ not answered yet
-  std::string kept_setinfo_;        // CLIENT SETINFO requests answered here, in order
-  uint32_t kept_setinfo_count_ = 0;
+  // CLIENT SETINFO answered here: the last LIB-NAME and LIB-VER request,
+  // sent on its own connection if it moves (at most two).
+  std::string kept_lib_name_, kept_lib_ver_;
+  // Its own connection's WAIT cannot be trusted to count its shared
+  // writes: the marker PUBLISH failed, or PUBLISH does not propagate
+  // (cluster mode).  WAIT / WAITAOF there are refused with this reason.
+  std::string wait_untrusted_;
+  bool awaiting_marker_ = false;  // moved; requests wait for the marker's reply (it may set wait_untrusted_)
+  bool resume_after_marker_ = false;  // the marker's reply came: after_io takes the requests in in_
   uint64_t forwarded_ = 0;          // commands forwarded (metrics)
   bool wrote_shared_ = false;       // a write went out on a shared connection
 

@@ -202,6 +202,15 @@ void Session::on_frame(std::string_view frame, const resp::Frame& f) {
   }
   Pending& p = pending_.front();  // popped once its reply is queued (its bytes are front_bytes())
   apply_reply_effects(p, frame, f);
+  if (p.woff_marker) {
+    if (f.type != ':') {
+      std::string_view text;
+      resp::frame_scalar(frame, &text);
+      wait_untrusted_ = "the marker PUBLISH got: " + std::string(text.substr(0, 200));
+    }
+    awaiting_marker_ = false;
+    resume_after_marker_ = true;
+  }
 
   Hold h;
   h.token = p.has_token ? &p.token : nullptr;

@@ -183,12 +183,22 @@ void Session::handle_request(std::string_view bytes) {
     if (std::string why = commands::history_refusal(args); !why.empty()) return refuse_history_change(why);
   }
   if (shared_) {
-    if (commands::keeps_setinfo(cls_, args)) {
-      kept_setinfo_.append(bytes);
-      ++kept_setinfo_count_;
+    if (commands::keeps_setinfo(cls_, args) && ctx_->shared_pool && ctx_->shared_pool->setinfo_allowed()) {
+      (iequals(args[2], "lib-name") ? kept_lib_name_ : kept_lib_ver_).assign(bytes);
       return answer_locally("+OK\r\n");
     }
-    if (commands::needs_own_connection(cls_, args)) return begin_move();
+    // Inline requests too: Valkey's inline limit is fixed (64 KB), and one
+    // past it would close the shared connection for every client on it.
+    if (req_.is_inline || commands::needs_own_connection(cls_, args)) return begin_move();
+  }
+  if (!wait_untrusted_.empty() && (cls_.special == Special::wait || cls_.special == Special::waitaof) &&
+      !(cls_.special == Special::waitaof && durable && args.size() == 4 && args[2] == "0")) {
+    std::string line;
+    resp::append_error(&line, "ERR durable-proxy: " + std::string(args[0]) +
+                                  " refused: this connection's earlier writes ran on a shared upstream "
+                                  "connection and the server cannot count them here (" + wait_untrusted_ + ")");
+    if (reply_mode_ != ReplyMode::on) return consume_skip();
+    return answer_locally(line);
   }
 
   Pending p;

@@ -1,5 +1,7 @@
 #include "proxy/session/shared_upstream.h"
 
+#include <algorithm>
+#include <cstdint>
 #include <string>
 #include <utility>
 
@@ -9,8 +11,11 @@
 
 namespace dp {
 
+// Replies are framed without a bulk limit of the proxy's own: the server's
+// strings can outgrow limits.max_bulk_len (APPEND), and a framing error
+// here would close every client of the connection.
 SharedUpstream::SharedUpstream(ProxyContext* ctx, uint32_t index)
-    : ctx_(ctx), index_(index), framer_(ctx->limits.max_bulk_len + 1024) {
+    : ctx_(ctx), index_(index), framer_(UINT64_MAX / 2) {
   tcp_.data = this;
   connect_req_.data = this;
   write_req_.data = this;
@@ -218,12 +223,124 @@ void SharedUpstream::fail(const std::string& why) {
 
 // ---------------------------------------------------------------- pool
 
-SharedPool::SharedPool(ProxyContext* ctx, uint32_t size) : ctx_(ctx), slots_(size, nullptr) {}
+namespace {
+constexpr uint64_t kProbeIntervalMs = 1000;
+constexpr const char kProbeRequest[] =
+    "*1\r\n$4\r\nPING\r\n"
+    "*4\r\n$6\r\nCLIENT\r\n$7\r\nSETINFO\r\n$8\r\nLIB-NAME\r\n$20\r\ndurable-proxy-probes\r\n"
+    "*2\r\n$4\r\nINFO\r\n$7\r\ncluster\r\n";
+}  // namespace
+
+// One probe connection: connect, send kProbeRequest, read its three
+// replies (or an error), report, close.
+struct SharedPool::Probe {
+  SharedPool* pool;  // nullptr once the pool closed
+  uv_tcp_t tcp{};
+  uv_connect_t connect_req{};
+  uv_write_t write_req{};
+  ByteBuffer in;
+  resp::ReplyFramer framer{1u << 20};
+  std::vector<std::string> replies;
+  bool done = false;
+
+  explicit Probe(SharedPool* p) : pool(p) {
+    tcp.data = this;
+    connect_req.data = this;
+    write_req.data = this;
+  }
+  void finish(bool answered) {
+    if (done) return;
+    done = true;
+    if (pool) {
+      const bool pong = replies.size() >= 1 && replies[0] == "+PONG";
+      const bool setinfo = replies.size() >= 2 && replies[1] == "+OK";
+      const bool cluster = replies.size() < 3 || replies[2].find("cluster_enabled:0") == std::string::npos;
+      SharedPool* p = pool;
+      pool = nullptr;
+      p->probe_ = nullptr;
+      p->probe_done(answered, pong, setinfo, cluster);
+    }
+    uv_close(reinterpret_cast<uv_handle_t*>(&tcp), [](uv_handle_t* h) { delete static_cast<Probe*>(h->data); });
+  }
+};
+
+SharedPool::SharedPool(ProxyContext* ctx, uint32_t size) : ctx_(ctx), slots_(size, nullptr) {
+  timer_ = new uv_timer_t;
+  uv_timer_init(ctx_->loop, timer_);
+  timer_->data = this;
+  uv_timer_start(timer_, &SharedPool::on_probe_timer, 0, kProbeIntervalMs);
+}
 
 SharedPool::~SharedPool() = default;  // close_all() ran: each connection frees itself
 
+void SharedPool::on_probe_timer(uv_timer_t* t) {
+  auto* self = static_cast<SharedPool*>(t->data);
+  if (self->probe_ == nullptr && !self->closed_) self->start_probe();
+}
+
+void SharedPool::start_probe() {
+  auto* pr = new Probe(this);
+  probe_ = pr;
+  uv_tcp_init(ctx_->loop, &pr->tcp);
+  int rc = uv_tcp_connect(&pr->connect_req, &pr->tcp, reinterpret_cast<const sockaddr*>(&ctx_->upstream_addr),
+                          [](uv_connect_t* req, int status) {
+                            auto* pr = static_cast<Probe*>(req->data);
+                            if (status != 0 || pr->pool == nullptr) return pr->finish(false);
+                            uv_buf_t b = uv_buf_init(const_cast<char*>(kProbeRequest), sizeof kProbeRequest - 1);
+                            auto* st = reinterpret_cast<uv_stream_t*>(&pr->tcp);
+                            uv_write(&pr->write_req, st, &b, 1, [](uv_write_t* w, int st2) {
+                              if (st2 < 0) static_cast<Probe*>(w->data)->finish(false);
+                            });
+                            uv_read_start(
+                                st,
+                                [](uv_handle_t* h, size_t, uv_buf_t* buf) {
+                                  auto* p = static_cast<Probe*>(h->data);
+                                  char* room = p->in.prepare(16 * 1024);
+                                  *buf = uv_buf_init(room, static_cast<unsigned>(p->in.writable()));
+                                },
+                                [](uv_stream_t* s, ssize_t n, const uv_buf_t*) {
+                                  auto* p = static_cast<Probe*>(s->data);
+                                  if (p->done) return;
+                                  if (n < 0) return p->finish(false);
+                                  p->in.commit(static_cast<size_t>(n));
+                                  for (;;) {
+                                    std::string_view rest = p->in.view();
+                                    resp::Frame f;
+                                    resp::FrameStatus fs = p->framer.next(rest, &f);
+                                    if (fs == resp::FrameStatus::error) return p->finish(false);
+                                    if (fs == resp::FrameStatus::incomplete) break;
+                                    p->replies.emplace_back(rest.substr(0, std::min<size_t>(f.length, 4096)));
+                                    while (!p->replies.back().empty() &&
+                                           (p->replies.back().back() == '\n' || p->replies.back().back() == '\r'))
+                                      p->replies.back().pop_back();
+                                    p->in.consume(f.length);
+                                    if (p->replies.size() == 3) return p->finish(true);
+                                  }
+                                });
+                          });
+  if (rc != 0) pr->finish(false);
+}
+
+void SharedPool::probe_done(bool answered, bool auth_free, bool setinfo_ok, bool cluster) {
+  if (!answered || closed_) return;  // the upstream is down or busy: nothing learned
+  const bool was = usable_;
+  usable_ = auth_free;
+  setinfo_ok_ = setinfo_ok;
+  cluster_ = cluster;
+  if (was && !usable_) {
+    LOG_WARN("shared", "new upstream connections now need authentication: shared connections close, "
+                       "clients use their own");
+    std::vector<SharedUpstream*> all = slots_;
+    for (SharedUpstream* c : all)
+      if (c) c->close("new upstream connections need authentication");
+  } else if (!was && usable_) {
+    LOG_INFO("shared", "upstream.sharing: new connections need no AUTH; clients share %zu upstream connections",
+             slots_.size());
+  }
+}
+
 SharedUpstream* SharedPool::pick() {
-  if (closed_ || slots_.empty()) return nullptr;
+  if (closed_ || slots_.empty() || !usable_) return nullptr;
   const uint32_t i = next_++ % static_cast<uint32_t>(slots_.size());
   if (slots_[i] == nullptr) {
     auto* c = new SharedUpstream(ctx_, i);
@@ -240,6 +357,15 @@ void SharedPool::forget(SharedUpstream* c) {
 
 void SharedPool::close_all(const std::string& why) {
   closed_ = true;
+  if (probe_) {
+    probe_->pool = nullptr;
+    probe_->finish(false);
+    probe_ = nullptr;
+  }
+  if (timer_) {
+    uv_close(reinterpret_cast<uv_handle_t*>(timer_), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+    timer_ = nullptr;
+  }
   std::vector<SharedUpstream*> all = slots_;
   for (SharedUpstream* c : all)
     if (c) c->close(why);

@@ -126,6 +126,21 @@ class SharedUpstream {
 
 // The pool: `size` connection slots; clients are spread round-robin over
 // them.  Owned by Proxy (ProxyContext::shared_pool while sharing is on).
+//
+// Sharing is safe only while a new connection needs no AUTH (the default
+// user is on and nopass): a shared connection is then exactly what a
+// client's own new connection would be.  Where new connections must
+// authenticate, a shared one would either answer -NOAUTH for everyone or,
+// opened before `requirepass` was set, let clients in without it, and
+// Valkey's limits for unauthenticated connections (10 arguments, 16 KB
+// bulks, then a close) would let one client close it for all.  So a probe
+// connection opens every second and sends, without AUTH,
+//   PING                                   +PONG: new connections need no AUTH
+//   CLIENT SETINFO LIB-NAME <probe name>   +OK: the default user may SETINFO
+//   INFO cluster                           cluster_enabled (WAIT after a move)
+// and the pool shares only while the last probe got +PONG; when that
+// changes, every shared connection closes (their clients with them, as if
+// the server had closed their own connections) and clients use their own.
 class SharedPool {
  public:
   SharedPool(ProxyContext* ctx, uint32_t size);
@@ -133,8 +148,14 @@ class SharedPool {
   SharedPool(const SharedPool&) = delete;
   SharedPool& operator=(const SharedPool&) = delete;
 
-  // A live connection for a new client (opening one where the slot is empty).
+  // A live connection for a new client (opening one where the slot is
+  // empty); nullptr while sharing is not safe (see above) or after close_all.
   SharedUpstream* pick();
+  // Per the last probe: the default user may CLIENT SETINFO (a shared
+  // client's SETINFO is answered by the session); the server is a cluster
+  // node (PUBLISH does not propagate there).
+  bool setinfo_allowed() const { return setinfo_ok_; }
+  bool cluster() const { return cluster_; }
   // A slot's connection failed: it is forgotten (it frees itself).
   void forget(SharedUpstream* c);
   // Shutdown: every connection closes.
@@ -142,10 +163,20 @@ class SharedPool {
   size_t connections() const;
 
  private:
+  struct Probe;
+  static void on_probe_timer(uv_timer_t* t);
+  void start_probe();
+  void probe_done(bool answered, bool auth_free, bool setinfo_ok, bool cluster);
+
   ProxyContext* ctx_;
   std::vector<SharedUpstream*> slots_;
   uint32_t next_ = 0;
   bool closed_ = false;
+  bool usable_ = false;     // the last probe's PING got +PONG
+  bool setinfo_ok_ = false;
+  bool cluster_ = true;     // until a probe says otherwise
+  uv_timer_t* timer_ = nullptr;  // owned; freed in its close callback
+  Probe* probe_ = nullptr;       // in flight; frees itself
 };
 
 }  // namespace dp

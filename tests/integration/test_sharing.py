@@ -21,7 +21,9 @@ SHARED = 2  # upstream.shared_connections (default)
 
 
 class Pair:
-    def __init__(self, tmp, durability="off", server_args=(), config_text="{}\n", proxy_args=()):
+    def __init__(self, tmp, durability="off", server_args=(), config_text="{}\n", proxy_args=(),
+                 direct_auth=()):
+        self.direct_auth = direct_auth  # AUTH arguments for inspection connections
         self.upstream = harness.Server(tmp, server_args, name="upstream")
         try:
             self.proxy = harness.Proxy(tmp, self.upstream.port, durability, config_text=config_text,
@@ -33,8 +35,14 @@ class Pair:
     def conn(self, **kw):
         return harness.RespConn(self.proxy.addr, **kw)
 
+    def wait_sharing(self):
+        wait_sharing(self.proxy)
+
     def direct(self, **kw):
-        return harness.RespConn(self.upstream.addr, **kw)
+        c = harness.RespConn(self.upstream.addr, **kw)
+        if self.direct_auth:
+            assert c.call("AUTH", *self.direct_auth) == "OK"
+        return c
 
     def client_list(self):
         with self.direct() as d:
@@ -49,13 +57,25 @@ class Pair:
         self.upstream.stop()
 
 
+SHARING_ON = "clients share"  # the proxy's log line once its probe found new connections need no AUTH
+
+
+def wait_sharing(proxy):
+    """Until the pool's first probe answered (clients before it get their own
+    connections)."""
+    harness.wait_until(lambda: SHARING_ON in open(proxy.log_path, errors="replace").read(), 10,
+                       "the proxy's log to say %r" % SHARING_ON)
+
+
 @pytest.fixture
 def pair(tmp_path):
     made = []
 
-    def make(**kw):
+    def make(wait=True, **kw):
         p = Pair(tmp_path / ("p%d" % len(made)), **kw)
         made.append(p)
+        if wait:
+            p.wait_sharing()
         return p
     yield make
     for p in made:
@@ -218,19 +238,51 @@ def test_shared_connections_never_give_a_client_more_rights(pair, tmp_path):
         assert anon.call("ACL", "WHOAMI") == b"default"
 
 
-def test_requirepass_upstream_refuses_unauthenticated_clients_as_directly(pair, tmp_path):
+def test_requirepass_upstream_means_no_sharing(pair, tmp_path):
+    """New connections must authenticate: nothing is shared (a shared
+    connection would let Valkey's limits for unauthenticated connections
+    close it for every client), and a client is refused exactly as directly."""
     secret = tmp_path / "pw"
     secret.write_text("pw1\n")
-    p = pair(server_args=["--requirepass", "pw1"],
+    p = pair(wait=False, server_args=["--requirepass", "pw1"], direct_auth=("pw1",),
              config_text="upstream:\n  password_file: %s\n" % secret)
-    with p.direct() as d:
+    with harness.RespConn(p.upstream.addr) as d:
         direct_error = d.call("GET", "k")
-    with p.conn() as c:
-        err = c.call("GET", "k")
+    with p.conn() as victim, p.conn() as attacker:
+        err = victim.call("GET", "k")
         assert isinstance(err, harness.Error) and err == direct_error, err
-        assert c.call("AUTH", "pw1") == "OK"
+        # Past Valkey's unauthenticated limits: only the attacker is closed.
+        attacker.send_cmd("MSET", *["a%d" % i for i in range(12)])
+        try:
+            attacker.read_frame()
+            attacker.read_frame()
+        except (harness.Closed, ConnectionError, socket.timeout):
+            pass
+        assert victim.call("AUTH", "pw1") == "OK"
+        assert victim.call("SET", "k", "v") == "OK"
+        assert victim.call("GET", "k") == b"v"
+    assert not [r for r in p.client_list() if r.get("name") == "durable-proxy-shared"]
+    assert SHARING_ON not in open(p.proxy.log_path, errors="replace").read()
+
+
+def test_requirepass_set_at_runtime_ends_sharing(pair):
+    p = pair()
+    with p.conn() as c:
         assert c.call("SET", "k", "v") == "OK"
-        assert c.call("GET", "k") == b"v"
+        assert [r for r in session_rows(p) if r.get("name") == "durable-proxy-shared"]
+        with p.direct() as d:
+            assert d.call("CONFIG", "SET", "requirepass", "late") == "OK"
+            p.direct_auth = ("late",)
+            harness.wait_until(lambda: not [r for r in p.client_list()
+                                            if r.get("name") == "durable-proxy-shared"], 10,
+                               "the shared connections to close after requirepass was set")
+            with harness.RespConn(p.upstream.addr) as fresh:
+                direct_error = fresh.call("GET", "k")
+            with p.conn() as late:
+                err = late.call("GET", "k")
+                assert isinstance(err, harness.Error) and err == direct_error, err
+                assert late.call("AUTH", "late") == "OK"
+                assert late.call("GET", "k") == b"v"
 
 
 def test_a_killed_shared_connection_closes_its_clients_and_the_pool_reopens(pair):
@@ -261,6 +313,40 @@ def test_a_killed_shared_connection_closes_its_clients_and_the_pool_reopens(pair
             c.close()
 
 
+def test_a_reply_past_the_request_limit_closes_nobody(pair):
+    """Replies are not bound by limits.max_bulk_len: a string grown past it
+    by APPEND is read back, and the other clients of the shared connection
+    are not closed."""
+    p = pair(config_text="limits:\n  max_bulk_len: 64kb\n")
+    chunk = "x" * (48 << 10)
+    with p.conn(timeout=harness.scaled(10)) as a, p.conn() as b, p.conn() as c:
+        for conn in (a, b, c):
+            assert conn.call("PING") == "PONG"
+        assert a.call("APPEND", "big", chunk) == len(chunk)
+        assert a.call("APPEND", "big", chunk) == 2 * len(chunk)
+        assert a.call("GET", "big") == (chunk * 2).encode()
+        assert b.call("PING") == "PONG" and c.call("PING") == "PONG"
+
+
+def test_wait_is_refused_when_the_marker_cannot_be_published(pair, tmp_path):
+    """Default user without channel rights: the PUBLISH that would let the
+    client's own connection count its shared writes fails, so WAIT there is
+    refused rather than answered with replicas that never got the write."""
+    acl = tmp_path / "users.acl"
+    acl.write_text("user default on nopass ~* resetchannels +@all\n"
+                   "user durable-proxy on >proxy-secret ~* &* +@all\n")
+    secret = tmp_path / "pw"
+    secret.write_text("proxy-secret\n")
+    p = pair(server_args=["--aclfile", str(acl)],
+             config_text="upstream:\n  username: durable-proxy\n  password_file: %s\n" % secret)
+    with p.conn() as c:
+        assert c.call("SET", "x", "1") == "OK"
+        err = c.call("WAIT", "1", "100")
+        assert isinstance(err, harness.Error) and "WAIT refused" in err and "PUBLISH" in err, err
+    with p.conn() as fresh:  # a client that did not write shared: Valkey's own WAIT
+        assert fresh.call("WAIT", "0", "10") == 0
+
+
 def test_upstream_down_gives_the_unreachable_error(pair):
     p = pair()
     p.upstream.stop()
@@ -275,6 +361,7 @@ def test_upstream_down_gives_the_unreachable_error(pair):
 @pytest.fixture
 def durable_shared(tmp_path):
     d = Durable(tmp_path, config_text="upstream:\n  sharing: auto\n")
+    wait_sharing(d.proxy)
     yield d
     d.stop()
 
