@@ -228,10 +228,11 @@ constexpr uint64_t kProbeIntervalMs = 1000;
 constexpr const char kProbeRequest[] =
     "*1\r\n$4\r\nPING\r\n"
     "*4\r\n$6\r\nCLIENT\r\n$7\r\nSETINFO\r\n$8\r\nLIB-NAME\r\n$20\r\ndurable-proxy-probes\r\n"
-    "*2\r\n$4\r\nINFO\r\n$7\r\ncluster\r\n";
+    "*2\r\n$4\r\nINFO\r\n$7\r\ncluster\r\n"
+    "*3\r\n$6\r\nCLIENT\r\n$7\r\nSETNAME\r\n$19\r\ndurable-proxy-probe\r\n";  // for CLIENT LIST
 }  // namespace
 
-// One probe connection: connect, send kProbeRequest, read its three
+// One probe connection: connect, send kProbeRequest, read its four
 // replies (or an error), report, close.
 struct SharedPool::Probe {
   SharedPool* pool;  // nullptr once the pool closed
@@ -314,7 +315,7 @@ void SharedPool::start_probe() {
                                            (p->replies.back().back() == '\n' || p->replies.back().back() == '\r'))
                                       p->replies.back().pop_back();
                                     p->in.consume(f.length);
-                                    if (p->replies.size() == 3) return p->finish(true);
+                                    if (p->replies.size() == 4) return p->finish(true);
                                   }
                                 });
                           });

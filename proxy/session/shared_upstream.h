@@ -138,6 +138,7 @@ class SharedUpstream {
 //   PING                                   +PONG: new connections need no AUTH
 //   CLIENT SETINFO LIB-NAME <probe name>   +OK: the default user may SETINFO
 //   INFO cluster                           cluster_enabled (WAIT after a move)
+//   CLIENT SETNAME durable-proxy-probe     (for CLIENT LIST)
 // and the pool shares only while the last probe got +PONG; when that
 // changes, every shared connection closes (their clients with them, as if
 // the server had closed their own connections) and clients use their own.

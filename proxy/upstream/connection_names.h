@@ -18,5 +18,7 @@ inline constexpr const char* kCheckpointLinkName = "durable-proxy-checkpoint";
 // authenticates (it has a new connection's rights), so its SETNAME may be
 // refused by the default user's ACL; the reply is not looked at.
 inline constexpr const char* kSharedLinkName = "durable-proxy-shared";
+// The pool's probe connection, once a second (session/shared_upstream.h); it
+// sends its name in the same write as its other commands (kProbeRequest).
 
 }  // namespace dp
