@@ -66,7 +66,8 @@ const std::vector<Key> kKeys = {
              "few shared upstream connections, pipelined; a client moves to its own\n"
              "connection before its first command that needs one.  Shared connections\n"
              "never authenticate: they have the rights of a new connection (the\n"
-             "default user).  off = one upstream connection per client.",
+             "default user), and are used only while a new connection needs no AUTH\n"
+             "(checked every second).  off = one upstream connection per client.",
      .choices = {"auto", "off"}},
     {.name = "upstream.shared_connections", .kind = KeyKind::uint, .field = &Config::shared_connections,
      .help = "Shared upstream connections (sharing: auto); clients are spread over them.", .min = 1,
