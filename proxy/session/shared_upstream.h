@@ -156,6 +156,7 @@ class SharedPool {
   // client's SETINFO is answered by the session); the server is a cluster
   // node (PUBLISH does not propagate there).
   bool setinfo_allowed() const { return setinfo_ok_; }
+  bool sharing() const { return usable_ && !closed_; }
   bool cluster() const { return cluster_; }
   // A slot's connection failed: it is forgotten (it frees itself).
   void forget(SharedUpstream* c);

@@ -286,6 +286,7 @@ Harness::~Harness() {
   for (auto& [id, s] : left) s->close("test teardown");
   uv_run(&loop, UV_RUN_NOWAIT);  // the check flushes what a closing session covered
   make_durable(gate->durable_offset() + 1000);
+  if (pool) pool->close_all("test teardown");
   upstream->close();
   uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&check_), nullptr);
@@ -303,6 +304,24 @@ Harness::~Harness() {
   CHECK(gate->waiting_batches() == 0);
   CHECK_FALSE(gate->batch_open());
   CHECK(gate->unanswered_probes().empty());
+}
+
+void Harness::enable_sharing(uint32_t connections) {
+  cfg.sharing = config::UpstreamSharing::automatic;
+  cfg.shared_connections = connections;
+  pool = std::make_unique<SharedPool>(&ctx, connections);
+  ctx.shared_pool = pool.get();
+  REQUIRE(run_until([this] { return pool->sharing(); }, "the pool's probe to find that connections need no AUTH"));
+}
+
+size_t Harness::count_commands(std::string_view name) const {
+  size_t n = 0;
+  for (const auto& c : upstream->commands) {
+    std::string upper = c.empty() ? std::string() : c[0];
+    for (char& ch : upper) ch = static_cast<char>(ch >= 'a' && ch <= 'z' ? ch - 32 : ch);
+    n += upper == name;
+  }
+  return n;
 }
 
 }  // namespace dp::test

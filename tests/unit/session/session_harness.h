@@ -35,6 +35,7 @@
 #include "proxy/resp/request_parser.h"
 #include "proxy/session/context.h"
 #include "proxy/session/session.h"
+#include "proxy/session/shared_upstream.h"
 
 namespace dp::test {
 
@@ -119,6 +120,11 @@ class Harness {
   // Answers every probe sent so far at `offset` and makes the log durable
   // through it: every held reply covered so far is released.
   void make_durable(uint64_t offset);
+  // upstream.sharing: auto with `connections` shared connections; returns
+  // once the pool's probe found that new connections need no AUTH.
+  void enable_sharing(uint32_t connections);
+  // The upstream's requests named `name` (upper case), in arrival order.
+  size_t count_commands(std::string_view name) const;
 
   uv_loop_t loop{};
   config::Config cfg;
@@ -128,6 +134,7 @@ class Harness {
   std::unique_ptr<gate::DurabilityGate> gate;
   std::map<uint64_t, Session*> sessions;  // by id (ids count from 1 in accept order)
   std::unique_ptr<FakeUpstream> upstream;
+  std::unique_ptr<SharedPool> pool;  // enable_sharing
   std::vector<std::unique_ptr<FakeClient>> clients;
 
  private:
