@@ -40,7 +40,8 @@ if [ "${DP_TEST_QUICK:-0}" != 1 ]; then
     -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O2 -g" -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g"
   # Unit tests, fuzz smoke runs, and the integration suites of the durability
   # path (gate, recovery, checkpoints) and of the core pass-through, against
-  # the default server and Valkey 9.1.2.  The fsync shim is preloaded into
+  # the default server and Valkey 9.1.2, some with upstream.sharing: auto
+  # (test_sharing, the *_shared entries).  The fsync shim is preloaded into
   # the instrumented proxy in some of them, hence verify_asan_link_order=0.
   asan() {
     (cd "$root/build-asan" && DP_SANITIZED=1 \
@@ -49,7 +50,7 @@ if [ "${DP_TEST_QUICK:-0}" != 1 ]; then
        ctest --output-on-failure -j"$jobs" "$@")
   }
   asan -R '^(unit_|smoke_)'
-  asan -R '^it_test_(durability_|recovery_|checkpoint@|passthrough_(basic|session|protocol|pubsub)@)' \
+  asan -R '^it_test_(durability_|recovery_|checkpoint@|sharing@|passthrough_(basic|session|protocol|pubsub)(_shared)?@)' \
        -L '^(default|server:valkey-9\.1\.2)$'
   echo "== TSan build (log writer)" >&2
   DP_BUILD_DIR="$root/build-tsan" "$root/deploy/build.sh" -DDP_WERROR=ON -DDP_SANITIZE=thread
