@@ -29,6 +29,7 @@ void Proxy::control_down(const std::string& reason) {
   metrics_.inc(admin::Metric::upstream_reconnects_total);
   metrics_.inc(admin::Metric::errors_total, admin::ErrorCause::upstream_io);
   hold_since_ms_.reset();
+  ctx_.upstream_run_id.clear();
   if (restorer_) restorer_->abort("control connection lost: " + reason);
   enter(recovery::State::starting, "control connection lost: " + reason);
   set_serving(false, "upstream " + cfg_.upstream.str() + " unavailable: " + reason);
@@ -123,7 +124,9 @@ void Proxy::ask_upstream(bool leftover_checked) {
   // flowing) and must not be compared with the older INFO offset.
   const uint64_t end_at_request = log_->end_offset();
   // INFO cluster's cluster_enabled: a cluster replica is never restored.
-  control_->command({"INFO", "replication", "cluster"}, [this, end_at_request, leftover_checked](
+  // INFO server's run_id: which process the shared connections must reach
+  // for their ROLE answers to count (session/shared_upstream.h).
+  control_->command({"INFO", "replication", "cluster", "server"}, [this, end_at_request, leftover_checked](
                                                              const resp::Value* r, const std::string&) {
     if (!r) return;  // control_down moved to starting
     if (r->type != resp::Value::Type::bulk) return recheck_later("INFO replication", r);
@@ -155,6 +158,7 @@ void Proxy::recheck_later(const char* what, const resp::Value* r) {
 
 void Proxy::decide(const upstream::UpstreamInfo& up, uint64_t end_at_request, bool leftover_checked) {
   if (up.role == "slave" && !leftover_checked) return clear_leftover_restore();  // proxy_restore.cc
+  ctx_.upstream_run_id = up.run_id;
   const std::string ours = log_->replid();
   const uint64_t end = log_->end_offset();
   recovery::RecoveryPlan plan = recovery::plan_recovery(ours, std::min(end, end_at_request), up, cfg_.on_unknown_dataset);

@@ -68,6 +68,10 @@ std::string Proxy::info_durability() const {
       o << "hold_timeouts:" << uint64_t(metrics_.get(admin::Metric::hold_timeouts_total)) << "\r\n";
     }
     o << "waiting_probes:" << gate_->waiting_batches() << "\r\n";
+    // Control-link ROLE probes sent, and hold batches whose offset came from
+    // a ROLE behind the replies on a shared upstream connection instead.
+    o << "probes_sent:" << gate_->probes_sent() << "\r\n";
+    o << "shared_role_offsets:" << gate_->inline_batches() << "\r\n";
     o << "oldest_wait_ms:" << gate_->oldest_wait_ms(ctx_.now_ms) << "\r\n";
     o << "pending_keys:" << gate_->pending().key_count() << "\r\n";
     if (auto cp = checkpoints_->latest()) {

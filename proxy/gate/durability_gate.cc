@@ -46,7 +46,36 @@ void DurabilityGate::flush() {
   last_cover_session_ = 0;
   uint64_t id = b.id;
   batches_.push_back(std::move(b));
+  ++probes_sent_;
   send_probe_(id);
+}
+
+uint64_t DurabilityGate::cover_at(uint64_t session_id, Token* token, uint64_t offset, uint64_t now_ms) {
+  if (token) {
+    if (!token->empty()) pending_.resolve(std::move(*token), offset);
+    *token = Token{};
+  }
+  if (uint64_t id = cover_through(session_id, offset)) return id;
+  // Ids are the release order: what is in the open batch (offsets unknown,
+  // its probe not sent) goes first.
+  if (batch_open()) flush();
+  Batch b;
+  b.id = next_id_;
+  b.created_ms = now_ms;
+  b.answered = true;
+  // Keep the answered offsets non-decreasing (cover_through's search).
+  b.offset = offset < last_offset_ ? last_offset_ : offset;
+  last_offset_ = b.offset;
+  open_.id = ++next_id_;
+  last_cover_session_ = 0;
+  ++inline_batches_;
+  if (batches_.empty() && b.offset <= durable_) {
+    released_through_ = b.id;  // nothing waits before it: released already
+    return b.id;
+  }
+  b.sessions.push_back(session_id);
+  batches_.push_back(std::move(b));
+  return batches_.back().id;
 }
 
 void DurabilityGate::probe_answered(uint64_t probe_id, uint64_t offset) {

@@ -57,6 +57,17 @@ class DurabilityGate {
   // returns 0 when no such batch exists or it already failed (then cover()
   // it as usual: a batch failed by the timeout says nothing of this reply).
   uint64_t cover_through(uint64_t session_id, uint64_t offset);
+  // A reply whose own offset is known: a ROLE pipelined right behind it on
+  // a shared upstream connection answered `offset`, so everything it did
+  // is at or below it (no control-link probe).  Its write marks are
+  // resolved at `offset`; the reply joins the oldest answered batch at or
+  // above `offset`, or a new answered batch behind every batch so far (the
+  // open one is sent first: its replies' offsets are not known, and ids
+  // must stay in release order).  Returns the probe id that covers it.  It
+  // releases nothing itself (the caller queues the reply first); a batch
+  // the durable offset already covers is released at once when nothing
+  // waits before it.
+  uint64_t cover_at(uint64_t session_id, Token* token, uint64_t offset, uint64_t now_ms);
   // End of a loop turn: sends the current batch's probe if it has members.
   void flush();
   bool batch_open() const { return !open_.sessions.empty() || !open_.tokens.empty(); }
@@ -95,7 +106,8 @@ class DurabilityGate {
   size_t waiting_batches() const { return batches_.size(); }
   uint64_t last_probe_offset() const { return last_offset_; }
   uint64_t oldest_wait_ms(uint64_t now_ms) const;
-  uint64_t probes_sent() const { return next_id_ - 1; }
+  uint64_t probes_sent() const { return probes_sent_; }
+  uint64_t inline_batches() const { return inline_batches_; }
 
  private:
   struct Batch {
@@ -120,6 +132,8 @@ class DurabilityGate {
   uint64_t failed_through_ = 0;
   uint64_t last_offset_ = 0;
   uint64_t last_cover_session_ = 0;
+  uint64_t probes_sent_ = 0;
+  uint64_t inline_batches_ = 0;  // batches answered by a ROLE behind the replies (cover_at)
   std::string fail_reason_;
 };
 

@@ -62,6 +62,12 @@ struct ProxyContext {
 
   // Shared upstream connections (upstream.sharing: auto); null when off.
   SharedPool* shared_pool = nullptr;
+  // The run_id of the upstream process the control link last checked
+  // (INFO server), cleared when the control link drops.  A shared
+  // connection's ROLE answers count for the gate only while it reached
+  // this same process and the proxy is serving: a restarted upstream's
+  // small offsets must never release a reply.
+  std::string upstream_run_id;
 
   std::function<std::string()> info_durability;  // body of INFO durability
   std::function<void(Session*)> session_closed;  // unregister before delete

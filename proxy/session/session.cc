@@ -125,9 +125,11 @@ void Session::move_failed(const char* cause) {
   after_io();
 }
 
-void Session::on_shared_reply(std::string_view frame, const resp::Frame& f) {
+void Session::on_shared_reply(std::string_view frame, const resp::Frame& f, uint64_t offset) {
   --shared_in_flight_;
+  shared_offset_ = offset;
   on_frame(frame, f);
+  shared_offset_ = 0;
 }
 
 void Session::on_shared_read_done() {

@@ -85,7 +85,7 @@ class Session : public gate::GateClient, public SharedClient {
   void on_fail(const std::string& reason) override;
 
   // SharedClient
-  void on_shared_reply(std::string_view frame, const resp::Frame& f) override;
+  void on_shared_reply(std::string_view frame, const resp::Frame& f, uint64_t offset) override;
   void on_shared_read_done() override;
   void on_shared_gone(const std::string& why) override;
   void on_shared_writable() override { update_reading(); }
@@ -145,6 +145,7 @@ class Session : public gate::GateClient, public SharedClient {
   struct Hold {
     bool wait = false;              // for the gate: covered by a probe, leaves once durable
     uint64_t wait_at = 0;           // with wait: a log offset known to be enough (0: a new probe)
+    uint64_t known_at = 0;          // with wait: an offset covering all the command did (a shared ROLE)
     gate::Token* token = nullptr;   // write marks the covering probe resolves
     bool close_after = false;       // close once delivered
     bool message = false;           // a pub/sub message or MONITOR line: nothing due at shutdown
@@ -279,6 +280,7 @@ class Session : public gate::GateClient, public SharedClient {
   SharedUpstream* shared_ = nullptr;
   bool moving_ = false;
   uint64_t shared_in_flight_ = 0;   // commands sent on shared_ not answered yet
+  uint64_t shared_offset_ = 0;      // while a shared reply is handled: the offset it came with
   // CLIENT SETINFO answered here: the last LIB-NAME and LIB-VER request,
   // sent on its own connection if it moves (at most two).
   std::string kept_lib_name_, kept_lib_ver_;

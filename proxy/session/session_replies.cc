@@ -213,6 +213,7 @@ void Session::on_frame(std::string_view frame, const resp::Frame& f) {
   }
 
   Hold h;
+  h.known_at = shared_offset_;
   h.token = p.has_token ? &p.token : nullptr;
   h.kind = p.kind == Kind::read ? admin::HoldKind::read : admin::HoldKind::write;
   if (gated) {
@@ -351,7 +352,12 @@ void Session::queue_reply(std::string_view bytes, const Hold& h) {
     return;
   }
   uint64_t probe = 0;
-  if (h.wait) {
+  if (h.wait && h.known_at) {
+    // Its own offset is known (a shared ROLE behind it): no probe.  A read
+    // whose pending writes have known offsets needs only the smaller.
+    probe = ctx_->gate->cover_at(id_, h.token, h.wait_at ? std::min(h.wait_at, h.known_at) : h.known_at,
+                                 ctx_->now_ms);
+  } else if (h.wait) {
     probe = h.wait_at ? ctx_->gate->cover_through(id_, h.wait_at) : 0;
     if (probe == 0) {
       probe = ctx_->gate->current_probe();

@@ -160,7 +160,11 @@ void Session::forward(std::string_view bytes) {
   if (shared_) {
     ++shared_in_flight_;
     if (cls_.kind == Kind::write) wrote_shared_ = true;
-    return shared_->send(this, bytes);
+    // A ROLE behind it gives its reply's offset where the gate may hold it:
+    // writes, keyspace reads, and reads while anything is pending.
+    const bool held = ctx_->gate && (cls_.kind == Kind::write || cls_.kind == Kind::keyspace_read ||
+                                     (cls_.kind == Kind::read && !ctx_->gate->pending().empty()));
+    return shared_->send(this, bytes, held);
   }
   up_out_.append(bytes);
 }

@@ -1,15 +1,48 @@
 #include "proxy/session/shared_upstream.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cstdint>
 #include <string>
 #include <utility>
 
+#include "proxy/base/info_fields.h"
 #include "proxy/base/logger.h"
 #include "proxy/resp/encoder.h"
 #include "proxy/upstream/connection_names.h"
 
 namespace dp {
+
+namespace {
+constexpr std::string_view kRole = "*1\r\n$4\r\nROLE\r\n";
+constexpr std::string_view kInfoServer = "*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n";
+
+// ROLE's replication offset (read as ControlLink::role reads it); false if
+// the answer has none (an error such as -NOPERM, or another shape).
+bool role_offset(std::string_view frame, const resp::Frame& f, uint64_t* out) {
+  resp::FrameElements el;
+  if (f.type != '*' || !resp::frame_elements(frame.substr(f.attr_length), 5, &el) || el.items.size() < 2) return false;
+  size_t at = 0;
+  if (el.items[0] == "master" || el.items[0] == "primary") at = 1;
+  else if ((el.items[0] == "slave" || el.items[0] == "replica") && el.items.size() >= 5) at = 4;
+  else return false;
+  if (el.types[at] != ':') return false;
+  const std::string_view v = el.items[at];
+  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), *out);
+  return ec == std::errc() && p == v.data() + v.size();
+}
+
+// INFO server's run_id; empty if none (an error, e.g. -NOPERM).
+std::string info_run_id(std::string_view frame, const resp::Frame& f) {
+  std::string_view text;
+  if (f.is_error() || !resp::frame_scalar(frame.substr(f.attr_length), &text)) return {};
+  std::string id;
+  for_each_info_field(text, [&id](std::string_view k, std::string_view v) {
+    if (k == "run_id") id = v;
+  });
+  return id;
+}
+}  // namespace
 
 // Replies are framed without a bulk limit of the proxy's own: the server's
 // strings can outgrow limits.max_bulk_len (APPEND), and a framing error
@@ -33,7 +66,10 @@ void SharedUpstream::connect() {
   resp::append_bulk(&name, kSharedLinkName);
   out_.append(name);
   routes_.push_back(Route{nullptr, 1});
-  ++in_flight_;
+  // Which process this is: its ROLE offsets count only for the verified one.
+  out_.append(kInfoServer);
+  routes_.push_back(Route{nullptr, 1, RouteKind::run_id});
+  in_flight_ += 2;
   int rc = uv_tcp_connect(&connect_req_, &tcp_, reinterpret_cast<const sockaddr*>(&ctx_->upstream_addr),
                           &SharedUpstream::on_connect);
   if (rc != 0) fail(std::string("upstream ") + ctx_->upstream_name + " unreachable: " + uv_strerror(rc));
@@ -72,10 +108,11 @@ void SharedUpstream::detach(SharedClient* c) {
   c->shared_touched_ = false;
 }
 
-void SharedUpstream::send(SharedClient* c, std::string_view request) {
+void SharedUpstream::send(SharedClient* c, std::string_view request, bool wants_offset) {
   out_.append(request);
+  role_due_ = role_due_ || wants_offset;
   ++in_flight_;
-  if (!routes_.empty() && routes_.back().client == c) ++routes_.back().count;
+  if (!routes_.empty() && routes_.back().client == c && !routes_.back().batch_end) ++routes_.back().count;
   else routes_.push_back(Route{c, 1});
   if (queued_bytes() >= bound()) was_full_ = true;
   schedule_flush();
@@ -94,6 +131,16 @@ void SharedUpstream::on_check(uv_check_t* c) {
 
 void SharedUpstream::flush() {
   if (!connected_ || writing_now_ || failed_ || out_.empty()) return;
+  if (role_due_ && !role_refused_) {
+    out_.append(kRole);
+    routes_.push_back(Route{nullptr, 1, RouteKind::role});
+    ++roles_pending_;
+    ++in_flight_;
+    ++roles_sent_;
+  } else if (!routes_.empty() && routes_.back().kind != RouteKind::role) {
+    routes_.back().batch_end = true;  // no ROLE behind these: route their replies as they come
+  }
+  role_due_ = false;
   auto* st = reinterpret_cast<uv_stream_t*>(&tcp_);
   uv_buf_t b = uv_buf_init(const_cast<char*>(out_.data()), static_cast<unsigned>(out_.size()));
   int n = uv_try_write(st, &b, 1);
@@ -163,37 +210,118 @@ void SharedUpstream::on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
   self->touched_.clear();
 }
 
+bool SharedUpstream::offsets_trusted() const {
+  return ctx_->gate && ctx_->serving && !ctx_->log_failed && !run_id_.empty() && run_id_ == ctx_->upstream_run_id;
+}
+
 void SharedUpstream::route(std::string_view input, ByteBuffer* owner) {
-  size_t pos = 0;
-  while (pos < input.size() && !failed_) {
-    std::string_view rest = input.substr(pos);
+  // Frame what is complete (framed_ keeps frames from an earlier read that
+  // wait for their ROLE answer; the framer resumes at framed_end_).
+  size_t end = framed_end_;
+  while (end < input.size()) {
     resp::Frame f;
-    resp::FrameStatus st = framer_.next(rest, &f);
+    resp::FrameStatus st = framer_.next(input.substr(end), &f);
     if (st == resp::FrameStatus::incomplete) break;
     if (st == resp::FrameStatus::error) {
       LOG_ERROR("shared", "shared connection %u: upstream %s sent an unreadable reply: %s", index_,
                 ctx_->upstream_name.c_str(), framer_.error().c_str());
       return fail("upstream sent an unreadable reply");
     }
-    pos += f.length;
+    framed_.push_back(Framed{end, f});
+    end += f.length;
+  }
+  size_t k = 0;  // framed_[0, k) routed
+  while (k < framed_.size()) {
+    // Where framed_[k]'s batch ends: at a ROLE route (its answer covers
+    // them), or at a route that ended a write without a ROLE.
+    enum class Stop { role, batch_end, more } stop = Stop::more;
+    size_t j = k;
+    auto it = routes_.begin();
+    uint32_t left = it == routes_.end() ? 0 : it->count;
+    for (; it != routes_.end(); ++j) {
+      if (it->kind == RouteKind::role) {
+        stop = Stop::role;
+        break;
+      }
+      if (left == 1 && it->batch_end) {
+        ++j;
+        stop = Stop::batch_end;
+        break;
+      }
+      if (--left == 0 && ++it != routes_.end()) left = it->count;
+    }
+    // j counts routes, not frames: past the frames we have, the batch's
+    // other replies are still to come.
+    uint64_t offset = 0;
+    if (stop == Stop::role && j < framed_.size()) {
+      const Framed& r = framed_[j];
+      std::string_view frame = input.substr(r.pos, r.f.length);
+      if (!role_offset(frame, r.f, &offset)) {
+        // Refused (the default user may lack ROLE) or not understood: no
+        // more ROLEs on this connection; replies are covered by probes.
+        offset = 0;
+        role_refused_ = true;
+        std::string_view text;
+        if (!resp::frame_scalar(frame.substr(r.f.attr_length), &text)) text = frame.substr(0, 40);
+        LOG_WARN("shared", "shared connection %u to %s: ROLE got %.*s; replies on it wait for control-link probes",
+                 index_, ctx_->upstream_name.c_str(), static_cast<int>(std::min<size_t>(text.size(), 200)),
+                 text.data());
+      }
+      if (!offsets_trusted()) offset = 0;  // 0: no offset known
+    } else if (stop == Stop::role && input.size() - framed_[k].pos < kOffsetWaitBytes) {
+      break;  // their ROLE answer is on its way: route them with it
+    }
+    const size_t to = std::min(j, framed_.size());
+    if (!deliver(input, k, to, offset)) return;
+    k = to;
+    if (stop == Stop::role && j < framed_.size()) {  // the ROLE answer itself
+      routes_.pop_front();
+      --roles_pending_;
+      --in_flight_;
+      ++k;
+    }
+  }
+  // Consume what was routed; keep the rest (framed or not) for the next read.
+  const size_t consumed = k < framed_.size() ? framed_[k].pos : end;
+  framed_.erase(framed_.begin(), framed_.begin() + static_cast<std::ptrdiff_t>(k));
+  for (Framed& r : framed_) r.pos -= consumed;
+  framed_end_ = end - consumed;
+  if (owner) owner->consume(consumed);
+  else if (consumed < input.size()) in_.append(input.substr(consumed));
+}
+
+bool SharedUpstream::deliver(std::string_view input, size_t from, size_t to, uint64_t offset) {
+  for (size_t i = from; i < to; ++i) {
     if (routes_.empty()) {
       LOG_ERROR("shared", "shared connection %u: upstream %s sent a reply no command asked for", index_,
                 ctx_->upstream_name.c_str());
-      return fail("upstream sent a reply no command asked for");
+      fail("upstream sent a reply no command asked for");
+      return false;
     }
+    std::string_view frame = input.substr(framed_[i].pos, framed_[i].f.length);
     Route& r = routes_.front();
     SharedClient* c = r.client;
+    const RouteKind kind = r.kind;
     if (--r.count == 0) routes_.pop_front();
     --in_flight_;
+    if (kind == RouteKind::role) {  // a ROLE answer routed without its batch (route() never does this)
+      --roles_pending_;
+      continue;
+    }
+    if (kind == RouteKind::run_id) {
+      run_id_ = info_run_id(frame, framed_[i].f);
+      continue;
+    }
     if (c == nullptr) continue;
     if (!c->shared_touched_) {
       c->shared_touched_ = true;
       touched_.push_back(c);
     }
-    c->on_shared_reply(rest.substr(0, f.length), f);
+    if (offset) ++replies_with_offset_;
+    c->on_shared_reply(frame, framed_[i].f, offset);
+    if (failed_) return false;
   }
-  if (owner) owner->consume(pos);
-  else if (pos < input.size() && !failed_) in_.append(input.substr(pos));
+  return true;
 }
 
 void SharedUpstream::fail(const std::string& why) {
@@ -209,6 +337,9 @@ void SharedUpstream::fail(const std::string& why) {
     c->shared_touched_ = false;
   }
   routes_.clear();
+  framed_.clear();
+  framed_end_ = 0;
+  roles_pending_ = 0;
   touched_.clear();
   in_flight_ = 0;
   out_.clear();

@@ -12,6 +12,21 @@
 // (session, count) routes each reply frame back, in order.  The gate is not
 // involved: a session holds its replies exactly as on its own connection.
 //
+// Offsets without a probe: after each write that carries commands the gate
+// holds, a ROLE goes on the same connection.  Valkey runs one connection's
+// pipelined commands in order, so the ROLE's offset covers every effect of
+// the commands before it, and its answer comes in the same read as their
+// replies.  Those replies are routed with that offset (on_shared_reply's
+// `offset`), and the session's hold waits for the log to reach it instead
+// of for a control-link probe sent after the reply arrived (which would
+// also cover writes made since).  Replies wait in the read buffer for their
+// ROLE answer (up to kOffsetWaitBytes; past that they go without an offset).
+// An offset counts only from the upstream process the proxy verified
+// (INFO server's run_id, asked when the connection opens, against
+// ProxyContext::upstream_run_id) while the proxy serves and the log works;
+// otherwise, and when ROLE is refused (ACL), replies go with offset 0 and
+// the session covers them with a control-link probe as usual.
+//
 // A shared connection never authenticates: it runs with the rights of a
 // new connection (the default user), which is what a client that has not
 // sent AUTH has on its own connection; AUTH and HELLO move a client to its
@@ -46,8 +61,10 @@ class SharedUpstream;
 // ends (a session frees itself only from a handle's close callback).
 class SharedClient {
  public:
-  // One reply, in the order the client's commands were sent.
-  virtual void on_shared_reply(std::string_view frame, const resp::Frame& f) = 0;
+  // One reply, in the order the client's commands were sent.  `offset`:
+  // nonzero, a log offset that covers everything the command did (the ROLE
+  // behind it); 0, none known.
+  virtual void on_shared_reply(std::string_view frame, const resp::Frame& f, uint64_t offset) = 0;
   // After the replies of one read: release, flush, read on.
   virtual void on_shared_read_done() = 0;
   // The connection failed: every command not answered is lost, as if the
@@ -76,22 +93,37 @@ class SharedUpstream {
   // The client's commands still in flight are answered to nobody.
   void detach(SharedClient* c);
   // One whole request of `c`; written at the end of this loop turn.
-  void send(SharedClient* c, std::string_view request);
+  // `wants_offset`: its reply may be held, so a ROLE follows the write.
+  void send(SharedClient* c, std::string_view request, bool wants_offset);
   // Unsent request bytes: clients stop reading requests past `bound()`.
   uint64_t queued_bytes() const { return out_.size() + writing_.size(); }
   uint64_t bound() const { return ctx_->cfg->client_buffer_bytes; }
   bool failed() const { return failed_; }
   size_t attached() const { return attached_.size(); }
   uint64_t in_flight() const { return in_flight_; }
+  // Figures: ROLEs sent behind writes, and replies routed with their offset.
+  uint64_t roles_sent() const { return roles_sent_; }
+  uint64_t replies_with_offset() const { return replies_with_offset_; }
+
+  // Replies waiting for their ROLE answer keep at most this many bytes in
+  // the read buffer; past it they go on without an offset.
+  static constexpr size_t kOffsetWaitBytes = 1 << 20;
 
   // Closes the connection (shutdown): attached clients are told it is gone.
   void close(const std::string& why) { fail(why); }
 
  private:
   ~SharedUpstream() = default;  // deleted from the handle's close callback
+  enum class RouteKind : uint8_t { client, role, run_id };
   struct Route {
-    SharedClient* client;  // nullptr: detached, its replies are dropped
+    SharedClient* client;  // nullptr: detached (or the proxy's own request), dropped
     uint32_t count;
+    RouteKind kind = RouteKind::client;
+    bool batch_end = false;  // the last of a write with no ROLE behind it
+  };
+  struct Framed {
+    size_t pos;  // from the start of the unconsumed input
+    resp::Frame f;
   };
   static void on_connect(uv_connect_t* req, int status);
   static void on_check(uv_check_t* c);
@@ -102,6 +134,9 @@ class SharedUpstream {
   void schedule_flush();
   void flush();
   void route(std::string_view input, ByteBuffer* owner);
+  // Delivers framed_[from, to) with `offset`; false if the connection failed.
+  bool deliver(std::string_view input, size_t from, size_t to, uint64_t offset);
+  bool offsets_trusted() const;
   void fail(const std::string& why);
   void maybe_writable();
 
@@ -120,6 +155,14 @@ class SharedUpstream {
   resp::ReplyFramer framer_;
   std::deque<Route> routes_;
   uint64_t in_flight_ = 0;  // requests sent (or queued) and not answered
+  std::vector<Framed> framed_;  // complete replies not routed yet (waiting for their ROLE)
+  size_t framed_end_ = 0;       // bytes of the unconsumed input framed so far
+  uint32_t roles_pending_ = 0;  // ROLE routes in routes_
+  bool role_due_ = false;       // a command that wants an offset went into out_
+  bool role_refused_ = false;   // ROLE answered an error: no more ROLEs here
+  std::string run_id_;          // INFO server's run_id of the process this reached
+  uint64_t roles_sent_ = 0;
+  uint64_t replies_with_offset_ = 0;
   std::vector<SharedClient*> attached_;
   std::vector<SharedClient*> touched_;
 };

@@ -24,6 +24,7 @@ UpstreamInfo parse_upstream_info(const std::string& replication, const std::stri
     else if (k == "second_repl_offset") info.second_offset = v == "-1" ? 0 : to_u64(v);
     else if (k == "master_host") info.master_host = v;
     else if (k == "cluster_enabled") info.cluster_enabled = v == "1";
+    else if (k == "run_id") info.run_id = v;
   });
   for_each_info_field(keyspace, [&info](std::string_view k, std::string_view v) {
     // db0:keys=3,expires=0,avg_ttl=0

@@ -19,6 +19,7 @@ struct UpstreamInfo {
   uint64_t keys = 0;           // sum of dbN:keys=
   std::string master_host;     // when role == slave
   bool cluster_enabled = false;  // cluster_enabled:1 (INFO cluster): a Valkey Cluster node
+  std::string run_id;          // INFO server: this server process
 };
 
 UpstreamInfo parse_upstream_info(const std::string& replication, const std::string& keyspace);

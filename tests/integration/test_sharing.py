@@ -460,3 +460,64 @@ def test_many_writers_through_shared_connections_all_durable(durable_shared):
     logged = {c[1] for c in cmds if c and c[0].upper() == b"SET"}
     missing = [(i, j) for i in range(16) for j in range(100) if ("w%d:%d" % (i, j)).encode() not in logged]
     assert not missing, "acknowledged writes missing from the log: %s" % missing[:5]
+
+
+def test_shared_writes_are_held_at_the_offset_of_a_role_behind_them(durable_shared):
+    """A ROLE follows each shared write; its answer, read with the replies,
+    is their offset, so no control-link probe is sent for them.  The hold is
+    still exact: with the log's fsync blocked no reply goes."""
+    d = durable_shared
+    before = d.info()
+    clients = [d.conn(timeout=harness.scaled(10)) for _ in range(3)]
+    try:
+        d.ctl.block()
+        for i, c in enumerate(clients):
+            c.send_cmd("SET", "role:%d" % i, "v")
+        with d.direct() as dc:
+            harness.wait_until(lambda: all(dc.call("GET", "role:%d" % i) == b"v" for i in range(3)), 10,
+                               "the three SETs executed")
+        for c in clients:
+            assert held(c), "a shared write acknowledged before its fsync"
+        d.ctl.unblock()
+        for c in clients:
+            assert timed_read(c)[1] == "OK"
+        for j in range(20):
+            for i, c in enumerate(clients):
+                assert c.call("SET", "role:%d:%d" % (i, j), "v") == "OK"
+    finally:
+        for c in clients:
+            c.close()
+    after = d.info()
+    assert int(after["shared_role_offsets"]) > int(before["shared_role_offsets"]), after
+    assert int(after["probes_sent"]) == int(before["probes_sent"]), \
+        "shared writes covered by control-link probes: %s -> %s" % (before["probes_sent"], after["probes_sent"])
+
+
+def test_role_refused_to_the_default_user_falls_back_to_probes(tmp_path):
+    """Where the default user may not run ROLE, the shared connections get
+    -NOPERM once, send no more ROLEs, and their replies wait for control-link
+    probes (the proxy's own user may): still held until durable."""
+    secret = tmp_path / "pw"
+    secret.write_text("proxy-secret\n")
+    acl = tmp_path / "users.acl"
+    acl.write_text("user default on nopass ~* &* +@all -role\n"
+                   "user durable-proxy on >proxy-secret ~* &* +@all\n")
+    d = Durable(tmp_path, server_args=["--aclfile", str(acl)],
+                config_text="upstream:\n  sharing: auto\n  username: durable-proxy\n  password_file: %s\n" % secret)
+    try:
+        wait_sharing(d.proxy)
+        with d.conn(timeout=harness.scaled(10)) as c, d.direct() as dc:
+            assert isinstance(dc.call("ROLE"), harness.Error)
+            before = int(d.info()["probes_sent"])
+            d.ctl.block()
+            c.send_cmd("SET", "nr", "1")
+            harness.wait_until(lambda: dc.call("GET", "nr") == b"1", 10, "SET nr executed")
+            assert held(c), "write acknowledged before its fsync"
+            d.ctl.unblock()
+            assert timed_read(c)[1] == "OK"
+            assert c.call("SET", "nr2", "1") == "OK"
+            assert int(d.info()["probes_sent"]) > before
+        log = open(d.proxy.log_path, errors="replace").read()
+        assert "ROLE got NOPERM" in log, log[-2000:]
+    finally:
+        d.stop()

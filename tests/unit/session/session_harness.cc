@@ -145,7 +145,16 @@ std::string FakeUpstream::answer(const std::vector<std::string>& args) {
   std::string name = args[0];
   for (char& ch : name) ch = static_cast<char>(ch >= 'a' && ch <= 'z' ? ch - 32 : ch);
   if (name == "PING") return "+PONG\r\n";
+  if (name == "ROLE") {
+    if (refuse_role) return "-NOPERM User default has no permissions to run the 'role' command\r\n";
+    return "*3\r\n$6\r\nmaster\r\n:" + std::to_string(offset) + "\r\n*0\r\n";
+  }
+  if (name == "INFO" && args.size() == 2 && args[1] == "server") {
+    std::string text = "# Server\r\nrun_id:" + run_id + "\r\n";
+    return "$" + std::to_string(text.size()) + "\r\n" + text + "\r\n";
+  }
   if (name == "SET" && args.size() >= 3) {
+    offset += 10;
     data_[args[1]] = args[2];
     return "+OK\r\n";
   }
@@ -211,6 +220,7 @@ Harness::Harness() {
   ctx.upstream_addr = upstream->addr();
   ctx.upstream_name = "fake upstream";
   ctx.serving = true;
+  ctx.upstream_run_id = upstream->run_id;
   ctx.read_buf = read_buf_.get();
   ctx.read_buf_size = 64 * 1024;
   ctx.session_closed = [this](Session* s) {

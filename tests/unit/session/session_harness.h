@@ -81,6 +81,12 @@ class FakeUpstream {
   bool close_on_eof = true;                       // as Valkey: a client's EOF closes its connection
   size_t eofs = 0;                                // connections whose peer shut its write side
   std::vector<std::vector<std::string>> commands; // every request received, in order
+  // Replication, as far as the proxy sees it: each SET adds 10 to the
+  // offset ROLE answers; INFO server names run_id; refuse_role answers ROLE
+  // with -NOPERM.
+  uint64_t offset = 0;
+  std::string run_id = "fake-upstream-run-id";
+  bool refuse_role = false;
   size_t open_connections() const { return conns_.size(); }
   // Answers what `hold` kept, in order, on each connection.
   void answer_held();

@@ -98,3 +98,75 @@ TEST_CASE("a client that pipelines deeper than the shared bound moves, and every
   REQUIRE(h.run_until([&] { return c.got == want; }, "40 replies"));
   CHECK(h.count_commands("GET") == 40);
 }
+
+// ---------------------------------------------------------------- ROLE behind a batch
+
+TEST_CASE("a shared write's hold takes the offset of the ROLE behind it: no probe, released exactly at that offset") {
+  Harness h;
+  h.enable_sharing(1);
+  FakeClient& c = h.client();
+  c.send(command({"SET", "a", "1"}));
+  REQUIRE(h.run_until([&] { return h.count_commands("ROLE") == 1; }, "a ROLE behind the SET"));
+  REQUIRE(h.run_until([&] { return h.gate->inline_batches() == 1; }, "the SET's reply covered at the ROLE's offset"));
+  // Everything before the ROLE, SET included, is at or below 10 (the fake
+  // upstream's offset after one SET).
+  CHECK(h.probes.empty());
+  CHECK(h.gate->pending().key_pending(0, "a"));
+  h.gate->durable(9);
+  for (int i = 0; i < 10; ++i) uv_run(&h.loop, UV_RUN_NOWAIT);
+  CHECK(c.got.empty());  // released one byte too early would show here
+  h.gate->durable(10);
+  REQUIRE(h.run_until([&] { return c.got == "+OK\r\n"; }, "the SET's reply once the log reached 10"));
+  CHECK_FALSE(h.gate->pending().key_pending(0, "a"));
+  CHECK(h.probes.empty());
+}
+
+TEST_CASE("a ROLE from another upstream process gives no offset: the reply waits for a control-link probe") {
+  Harness h;
+  h.ctx.upstream_run_id = "the-process-the-log-follows";  // the shared connection reaches another one
+  h.enable_sharing(1);
+  FakeClient& c = h.client();
+  c.send(command({"SET", "a", "1"}));
+  REQUIRE(h.run_until([&] { return h.count_commands("ROLE") == 1 && !h.probes.empty(); },
+                      "the SET's reply covered by a probe"));
+  CHECK(h.gate->inline_batches() == 0);
+  h.gate->durable(1000);  // the ROLE's offset (10) long passed: nothing may go before the probe answers
+  for (int i = 0; i < 10; ++i) uv_run(&h.loop, UV_RUN_NOWAIT);
+  CHECK(c.got.empty());
+  h.make_durable(2000);
+  REQUIRE(h.run_until([&] { return c.got == "+OK\r\n"; }, "the SET's reply after its probe"));
+}
+
+TEST_CASE("ROLE refused on a shared connection: replies go with probes and no further ROLE is sent there") {
+  Harness h;
+  h.upstream->refuse_role = true;
+  h.enable_sharing(1);
+  FakeClient& c = h.client();
+  c.send(command({"SET", "a", "1"}));
+  REQUIRE(h.run_until([&] { return !h.probes.empty(); }, "the first SET's probe"));
+  h.make_durable(100);
+  REQUIRE(h.run_until([&] { return c.got == "+OK\r\n"; }, "the first SET's reply"));
+  c.send(command({"SET", "b", "2"}));
+  REQUIRE(h.run_until([&] { return h.count_commands("SET") == 2 && h.probes.size() == 2; }, "the second SET's probe"));
+  CHECK(h.count_commands("ROLE") == 1);
+  h.make_durable(200);
+  REQUIRE(h.run_until([&] { return c.got == "+OK\r\n+OK\r\n"; }, "the second SET's reply"));
+}
+
+TEST_CASE("replies wait in the read buffer for their ROLE answer and keep each client's order") {
+  Harness h;
+  h.enable_sharing(1);
+  h.upstream->hold = true;  // every reply (ROLE's too) written at once by answer_held
+  FakeClient& a = h.client();
+  FakeClient& b = h.client();
+  a.send(command({"SET", "x", "1"}) + command({"GET", "x"}));
+  b.send(command({"GET", "nothing"}) + command({"SET", "y", "2"}));
+  REQUIRE(h.run_until([&] { return h.count_commands("SET") == 2 && h.count_commands("ROLE") >= 1; },
+                      "both clients' commands and a ROLE at the upstream"));
+  h.upstream->answer_held();
+  REQUIRE(h.run_until([&] { return h.gate->inline_batches() >= 1; }, "replies covered at the ROLE's offset"));
+  CHECK(h.probes.empty());
+  h.gate->durable(20);
+  REQUIRE(h.run_until([&] { return a.got == "+OK\r\n$1\r\n1\r\n" && b.got == "$-1\r\n+OK\r\n"; },
+                      "every reply, in each client's order"));
+}
