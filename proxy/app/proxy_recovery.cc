@@ -94,6 +94,9 @@ void Proxy::enter(recovery::State next, const std::string& why) {
              why.c_str());
   LOG_INFO("recovery", "%s -> %s: %s", recovery::to_string(state_), recovery::to_string(next), why.c_str());
   state_ = next;
+  // Offsets answered now belong to the history the log follows only while
+  // serving (as send_probe's answers): shared connections' ROLEs too.
+  ctx_.offsets_follow_log = state_ == recovery::State::serving;
 }
 
 void Proxy::check_recovery() {

@@ -51,11 +51,24 @@ void DurabilityGate::flush() {
 }
 
 uint64_t DurabilityGate::cover_at(uint64_t session_id, Token* token, uint64_t offset, uint64_t now_ms) {
+  // Answered offsets stay non-decreasing (cover_through's search, and the
+  // pending table's cleanup order): a ROLE of another connection may have
+  // answered higher already.  Waiting for a higher offset is always safe.
+  const uint64_t at = offset < last_offset_ ? last_offset_ : offset;
   if (token) {
-    if (!token->empty()) pending_.resolve(std::move(*token), offset);
+    if (!token->empty()) pending_.resolve(std::move(*token), at);
     *token = Token{};
   }
-  if (uint64_t id = cover_through(session_id, offset)) return id;
+  // Join the newest batch if it is answered at or above the offset and
+  // was made this loop turn (an older one may fail by its age before this
+  // reply's hold_timeout).
+  if (!batches_.empty()) {
+    Batch& back = batches_.back();
+    if (back.answered && back.offset >= offset && back.created_ms == now_ms && back.id > failed_through_) {
+      if (back.sessions.empty() || back.sessions.back() != session_id) back.sessions.push_back(session_id);
+      return back.id;
+    }
+  }
   // Ids are the release order: what is in the open batch (offsets unknown,
   // its probe not sent) goes first.
   if (batch_open()) flush();
@@ -63,9 +76,8 @@ uint64_t DurabilityGate::cover_at(uint64_t session_id, Token* token, uint64_t of
   b.id = next_id_;
   b.created_ms = now_ms;
   b.answered = true;
-  // Keep the answered offsets non-decreasing (cover_through's search).
-  b.offset = offset < last_offset_ ? last_offset_ : offset;
-  last_offset_ = b.offset;
+  b.offset = at;
+  last_offset_ = at;
   open_.id = ++next_id_;
   last_cover_session_ = 0;
   ++inline_batches_;

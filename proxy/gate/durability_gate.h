@@ -60,10 +60,12 @@ class DurabilityGate {
   // A reply whose own offset is known: a ROLE pipelined right behind it on
   // a shared upstream connection answered `offset`, so everything it did
   // is at or below it (no control-link probe).  Its write marks are
-  // resolved at `offset`; the reply joins the oldest answered batch at or
-  // above `offset`, or a new answered batch behind every batch so far (the
-  // open one is sent first: its replies' offsets are not known, and ids
-  // must stay in release order).  Returns the probe id that covers it.  It
+  // resolved at `offset` (or the highest offset answered so far, if
+  // higher); the reply joins the newest batch if it is answered at or above
+  // `offset` and was made this loop turn, or a new answered batch behind
+  // every batch so far (the open one is sent first: its replies' offsets
+  // are not known, and ids must stay in release order).  Returns the probe
+  // id that covers it.  It
   // releases nothing itself (the caller queues the reply first); a batch
   // the durable offset already covers is released at once when nothing
   // waits before it.

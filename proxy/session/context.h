@@ -68,6 +68,9 @@ struct ProxyContext {
   // this same process and the proxy is serving: a restarted upstream's
   // small offsets must never release a reply.
   std::string upstream_run_id;
+  // The recovery state is `serving`: the upstream's offsets are those of
+  // the history the log follows (a probe answer counts only then).
+  bool offsets_follow_log = false;
 
   std::function<std::string()> info_durability;  // body of INFO durability
   std::function<void(Session*)> session_closed;  // unregister before delete

@@ -354,9 +354,12 @@ void Session::queue_reply(std::string_view bytes, const Hold& h) {
   uint64_t probe = 0;
   if (h.wait && h.known_at) {
     // Its own offset is known (a shared ROLE behind it): no probe.  A read
-    // whose pending writes have known offsets needs only the smaller.
-    probe = ctx_->gate->cover_at(id_, h.token, h.wait_at ? std::min(h.wait_at, h.known_at) : h.known_at,
-                                 ctx_->now_ms);
+    // whose pending writes have known offsets needs only the smaller, and
+    // joins the batch that releases them where there is one.
+    probe = h.wait_at ? ctx_->gate->cover_through(id_, h.wait_at) : 0;
+    if (probe == 0)
+      probe = ctx_->gate->cover_at(id_, h.token, h.wait_at ? std::min(h.wait_at, h.known_at) : h.known_at,
+                                   ctx_->now_ms);
   } else if (h.wait) {
     probe = h.wait_at ? ctx_->gate->cover_through(id_, h.wait_at) : 0;
     if (probe == 0) {

@@ -211,10 +211,17 @@ void SharedUpstream::on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
 }
 
 bool SharedUpstream::offsets_trusted() const {
-  return ctx_->gate && ctx_->serving && !ctx_->log_failed && !run_id_.empty() && run_id_ == ctx_->upstream_run_id;
+  return ctx_->gate && ctx_->serving && ctx_->offsets_follow_log && !ctx_->log_failed && !run_id_.empty() &&
+         run_id_ == ctx_->upstream_run_id;
 }
 
 void SharedUpstream::route(std::string_view input, ByteBuffer* owner) {
+  routing_ = true;
+  route_input(input, owner);
+  routing_ = false;
+}
+
+void SharedUpstream::route_input(std::string_view input, ByteBuffer* owner) {
   // Frame what is complete (framed_ keeps frames from an earlier read that
   // wait for their ROLE answer; the framer resumes at framed_end_).
   size_t end = framed_end_;
@@ -252,20 +259,30 @@ void SharedUpstream::route(std::string_view input, ByteBuffer* owner) {
     }
     // j counts routes, not frames: past the frames we have, the batch's
     // other replies are still to come.
+    if (routes_.empty()) {
+      LOG_ERROR("shared", "shared connection %u: upstream %s sent a reply no command asked for", index_,
+                ctx_->upstream_name.c_str());
+      return fail("upstream sent a reply no command asked for");
+    }
     uint64_t offset = 0;
     if (stop == Stop::role && j < framed_.size()) {
       const Framed& r = framed_[j];
       std::string_view frame = input.substr(r.pos, r.f.length);
       if (!role_offset(frame, r.f, &offset)) {
-        // Refused (the default user may lack ROLE) or not understood: no
-        // more ROLEs on this connection; replies are covered by probes.
+        // No offset: these replies are covered by probes.  Refused by ACL
+        // (the default user may lack ROLE): no more ROLEs on this
+        // connection.  Anything else (-BUSY while a script runs too long)
+        // may pass: ROLE goes on.
         offset = 0;
-        role_refused_ = true;
         std::string_view text;
         if (!resp::frame_scalar(frame.substr(r.f.attr_length), &text)) text = frame.substr(0, 40);
-        LOG_WARN("shared", "shared connection %u to %s: ROLE got %.*s; replies on it wait for control-link probes",
-                 index_, ctx_->upstream_name.c_str(), static_cast<int>(std::min<size_t>(text.size(), 200)),
-                 text.data());
+        if (r.f.is_error() && text.substr(0, 6) == "NOPERM") role_refused_ = true;
+        if (!role_warned_ || role_refused_) {
+          LOG_WARN("shared", "shared connection %u to %s: ROLE got %.*s; replies on it wait for control-link probes%s",
+                   index_, ctx_->upstream_name.c_str(), static_cast<int>(std::min<size_t>(text.size(), 200)),
+                   text.data(), role_refused_ ? "" : " while it does");
+          role_warned_ = true;
+        }
       }
       if (!offsets_trusted()) offset = 0;  // 0: no offset known
     } else if (stop == Stop::role && input.size() - framed_[k].pos < kOffsetWaitBytes) {
@@ -335,6 +352,22 @@ void SharedUpstream::fail(const std::string& why) {
   for (SharedClient* c : all) {
     c->shared_conn_ = nullptr;
     c->shared_touched_ = false;
+  }
+  // Replies that came and wait for their ROLE answer (which will not come
+  // now) go to their clients first, without an offset: the client gets
+  // what its commands did before it is told the connection is gone.
+  // (Not while routing: framed_ may then point into the shared read
+  // buffer, and the stream is unreadable anyway.)
+  if (!routing_) {
+    std::string_view input = in_.view();
+    for (const Framed& r : framed_) {
+      if (routes_.empty()) break;
+      Route& rt = routes_.front();
+      SharedClient* c = rt.kind == RouteKind::client ? rt.client : nullptr;
+      if (--rt.count == 0) routes_.pop_front();
+      if (c && r.pos + r.f.length <= input.size())
+        c->on_shared_reply(input.substr(r.pos, r.f.length), r.f, 0);
+    }
   }
   routes_.clear();
   framed_.clear();

@@ -134,6 +134,7 @@ class SharedUpstream {
   void schedule_flush();
   void flush();
   void route(std::string_view input, ByteBuffer* owner);
+  void route_input(std::string_view input, ByteBuffer* owner);
   // Delivers framed_[from, to) with `offset`; false if the connection failed.
   bool deliver(std::string_view input, size_t from, size_t to, uint64_t offset);
   bool offsets_trusted() const;
@@ -159,7 +160,9 @@ class SharedUpstream {
   size_t framed_end_ = 0;       // bytes of the unconsumed input framed so far
   uint32_t roles_pending_ = 0;  // ROLE routes in routes_
   bool role_due_ = false;       // a command that wants an offset went into out_
-  bool role_refused_ = false;   // ROLE answered an error: no more ROLEs here
+  bool role_refused_ = false;   // ROLE answered -NOPERM: no more ROLEs here
+  bool role_warned_ = false;    // a ROLE without an offset was logged
+  bool routing_ = false;        // inside route()
   std::string run_id_;          // INFO server's run_id of the process this reached
   uint64_t roles_sent_ = 0;
   uint64_t replies_with_offset_ = 0;

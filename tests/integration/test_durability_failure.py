@@ -138,6 +138,11 @@ def test_hold_timeout_answers_an_error_naming_why(fresh_durable):
         d.ctl.block()
         t0 = time.monotonic()
         c.send_cmd("SET", "t", "2")
+        # The GET runs after the SET (observed: on other connections, shared
+        # ones too, the server may run it first and then rightly answer the
+        # durable 1).
+        with d.direct() as dc:
+            harness.wait_until(lambda: dc.call("GET", "t") == b"2", 5, "SET t 2 executed")
         reader.send_cmd("GET", "t")
         assert held(c, 0.3), "SET answered while fsync was blocked"
         waited, reply = timed_read(c, timeout=5)

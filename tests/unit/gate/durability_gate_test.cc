@@ -270,3 +270,73 @@ TEST_CASE("after a new history a key marked in the old one is not pending at its
   f.gate.durable(1'200);
   CHECK_FALSE(f.gate.pending().key_pending(0, "k"));
 }
+
+TEST_CASE("cover_at: a reply with a known offset needs no probe and is released exactly at that offset") {
+  Fixture f;
+  f.sessions[1];
+  Token t;
+  f.gate.pending().mark_key(&t, 0, "k");
+  uint64_t p = f.gate.cover_at(1, &t, 100, 0);
+  CHECK(f.sent.empty());
+  CHECK(f.gate.pending().key_pending(0, "k"));
+  f.gate.durable(99);
+  CHECK(f.gate.released_through() < p);
+  CHECK(f.sessions[1].releases == 0);
+  f.gate.durable(100);
+  CHECK(f.gate.released_through() >= p);
+  CHECK(f.sessions[1].releases == 1);
+  CHECK_FALSE(f.gate.pending().key_pending(0, "k"));
+  // Already durable, nothing waiting before it: released at once.
+  uint64_t q = f.gate.cover_at(1, nullptr, 50, 0);
+  CHECK(f.gate.released_through() >= q);
+}
+
+TEST_CASE("cover_at behind an open batch: that batch's probe goes first and the known offset waits for it") {
+  Fixture f;
+  f.sessions[1];
+  f.sessions[2];
+  uint64_t open = f.gate.current_probe();
+  f.gate.cover(1, nullptr, 0);  // offset unknown: needs a probe
+  uint64_t p = f.gate.cover_at(2, nullptr, 100, 0);
+  REQUIRE(f.sent.size() == 1);
+  CHECK(f.sent[0] == open);
+  CHECK(p > open);
+  f.gate.durable(100);
+  CHECK(f.gate.released_through() < open);  // the probe has not answered: neither goes
+  CHECK(f.sessions[2].releases == 0);
+  f.gate.probe_answered(open, 150);
+  CHECK(f.gate.released_through() < open);
+  f.gate.durable(150);
+  CHECK(f.gate.released_through() >= p);
+}
+
+TEST_CASE("cover_at never joins a batch of an earlier loop turn, so an old batch's timeout is not a new reply's") {
+  Fixture f;
+  f.sessions[1];
+  f.sessions[2];
+  uint64_t a = f.gate.cover_at(1, nullptr, 100, 0);
+  CHECK(f.gate.cover_at(1, nullptr, 90, 0) == a);  // same turn, answered at or above: joins
+  uint64_t b = f.gate.cover_at(2, nullptr, 90, 5000);
+  CHECK(b != a);
+  f.gate.expire(5000, 4000, "held too long");  // fails the batch of time 0 only
+  CHECK(f.sessions[1].fails == 1);
+  CHECK(f.sessions[2].fails == 0);
+  f.gate.durable(100);
+  CHECK(f.gate.released_through() >= b);
+}
+
+TEST_CASE("cover_at keeps answered offsets non-decreasing: a lower ROLE answer waits for the highest so far") {
+  Fixture f;
+  f.sessions[1];
+  f.sessions[2];
+  Token t;
+  f.gate.pending().mark_key(&t, 0, "k");
+  f.gate.cover_at(1, nullptr, 200, 0);
+  uint64_t p = f.gate.cover_at(2, &t, 150, 1);  // another connection's ROLE, run earlier
+  f.gate.durable(150);
+  CHECK(f.gate.released_through() < p);
+  CHECK(f.gate.pending().key_pending(0, "k"));  // resolved at 200, never below the schedule
+  f.gate.durable(200);
+  CHECK(f.gate.released_through() >= p);
+  CHECK_FALSE(f.gate.pending().key_pending(0, "k"));
+}

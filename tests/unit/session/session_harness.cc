@@ -220,6 +220,7 @@ Harness::Harness() {
   ctx.upstream_addr = upstream->addr();
   ctx.upstream_name = "fake upstream";
   ctx.serving = true;
+  ctx.offsets_follow_log = true;
   ctx.upstream_run_id = upstream->run_id;
   ctx.read_buf = read_buf_.get();
   ctx.read_buf_size = 64 * 1024;
