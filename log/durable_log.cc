@@ -40,6 +40,7 @@ using namespace format;
 constexpr const char* kSpareName = "spare.tmp";
 constexpr const char* kNewSegmentName = "segment.tmp";
 constexpr int kSpinUs = 50;
+constexpr uint32_t kSpinRetry = 16;
 
 struct Op {
   enum Kind { data, replid, reset, drop } kind;
@@ -219,11 +220,18 @@ class LogImpl final : public DurableLog {
 
   // A producer waiting for durability usually appends again within a few
   // microseconds; polling briefly saves a futex sleep + wake per commit.
+  // Where it does not (one client at a time: the next write comes only
+  // after this one's reply), polling is CPU spent for nothing, so after a
+  // miss only every kSpinRetry-th commit polls until one finds work again.
+  // (Under write_mu_: one committer at a time.)
   void spin_for_work() {
+    if (!spin_found_ && ++spin_skipped_ % kSpinRetry != 0) return;
     auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(kSpinUs);
-    while (queued_.load(std::memory_order_acquire) == taken_queued_ &&
+    bool found = false;
+    while (!(found = queued_.load(std::memory_order_acquire) != taken_queued_) &&
            std::chrono::steady_clock::now() < until)
       std::this_thread::yield();
+    spin_found_ = found;
   }
 
   // Writes the batch.  Groups before a reset or drop are synced here; the
@@ -355,6 +363,8 @@ class LogImpl final : public DurableLog {
   // committer holding write_mu_ only
   uint64_t taken_gen_ = 0;  // generation_ when the current batch was taken
   uint64_t taken_queued_ = 0;  // queued_ then: more means work is waiting
+  bool spin_found_ = true;     // the last spin_for_work() found work (under write_mu_)
+  uint32_t spin_skipped_ = 0;
   // The current segment, opened once per committer: a write-back error is
   // reported to every open file, so overlapping fdatasyncs each see it
   // (one shared file would report it to only the first).  [0] also writes.
