@@ -66,10 +66,12 @@ void SharedUpstream::connect() {
   resp::append_bulk(&name, kSharedLinkName);
   out_.append(name);
   routes_.push_back(Route{nullptr, 1});
-  // Which process this is: its ROLE offsets count only for the verified one.
-  out_.append(kInfoServer);
-  routes_.push_back(Route{nullptr, 1, RouteKind::run_id});
-  in_flight_ += 2;
+  ++in_flight_;
+  if (ctx_->gate) {  // which process this is: its ROLE offsets count only for the verified one
+    out_.append(kInfoServer);
+    routes_.push_back(Route{nullptr, 1, RouteKind::run_id});
+    ++in_flight_;
+  }
   int rc = uv_tcp_connect(&connect_req_, &tcp_, reinterpret_cast<const sockaddr*>(&ctx_->upstream_addr),
                           &SharedUpstream::on_connect);
   if (rc != 0) fail(std::string("upstream ") + ctx_->upstream_name + " unreachable: " + uv_strerror(rc));

@@ -120,14 +120,14 @@ def redis_server(workdir, name, extra, env=None):
     return port
 
 
-def proxy(workdir, upstream_port, env=None, config="{}\n"):
+def proxy(workdir, upstream_port, env=None, config="{}\n", binary=None):
     port, admin = free_port(), free_port()
     d = os.path.join(workdir, "proxy-%d" % port)
     os.makedirs(d)
     cfg = os.path.join(d, "proxy.yaml")
     with open(cfg, "w") as f:
         f.write(config)
-    p = start([ARGS.proxy, "--config", cfg, "--listen", "127.0.0.1:%d" % port,
+    p = start([binary or ARGS.proxy, "--config", cfg, "--listen", "127.0.0.1:%d" % port,
                "--upstream", "127.0.0.1:%d" % upstream_port, "--log-dir", os.path.join(d, "log"),
                "--admin", "127.0.0.1:%d" % admin, "--durability", "always"],
               os.path.join(d, "proxy.log"), env)
@@ -206,6 +206,11 @@ def run_mode(mode, workdir, shim):
         # The same proxy with upstream.sharing: auto, on its own upstream.
         targets.append(("durable-shared", proxy(workdir, redis_server(workdir, "upstream3", []), env,
                                                 "upstream:\n  sharing: auto\n")))
+    if ARGS.baseline_proxy:
+        # Another build (e.g. the previous commit) with upstream.sharing:
+        # auto, on its own upstream: a change measured side by side.
+        targets.append(("shared-baseline", proxy(workdir, redis_server(workdir, "upstream4", []), env,
+                                                 "upstream:\n  sharing: auto\n", ARGS.baseline_proxy)))
     # Fill the keys GET reads, on every target.
     for _, p in targets:
         bench(p, ["-t", "set", "-c", "50", "-n", "100000", "-r", "100000", "-d", "64", "-P", "16"])
@@ -244,7 +249,8 @@ def report(mode, med):
     print("%-17s %-14s %10s %8s %8s %26s" % ("workload", "target", "rps", "p50 ms", "p99 ms",
                                                 "CPU us/req: bench srv proxy"))
     names = ["ceiling", "always", "durable"] + ([compare_name()] if ARGS.compare_overlap else []) + \
-        (["durable-shared"] if ARGS.compare_sharing else [])
+        (["durable-shared"] if ARGS.compare_sharing else []) + \
+        (["shared-baseline"] if ARGS.baseline_proxy else [])
     for wname, _ in workloads():
         for tname in names:
             m = med[(wname, tname)]
@@ -256,6 +262,11 @@ def report(mode, med):
             d, o = med[(wname, "durable-shared")], med[(wname, "always")]
             print("%s: durable-shared / always: rps %.2fx; durable-shared / durable: rps %.2fx"
                   % (wname, d["rps"] / o["rps"], d["rps"] / med[(wname, "durable")]["rps"]))
+    if ARGS.baseline_proxy and ARGS.compare_sharing:
+        for wname, _ in workloads():
+            d, o = med[(wname, "durable-shared")], med[(wname, "shared-baseline")]
+            print("%s: durable-shared / shared-baseline: rps %.2fx, p50 %.2fx, CPU proxy %.1f / %.1f us"
+                  % (wname, d["rps"] / o["rps"], d["p50"] / o["p50"] if o["p50"] else 0, d["cpu"][2], o["cpu"][2]))
     if ARGS.compare_overlap:
         for wname, _ in workloads():
             d, o = med[(wname, "durable")], med[(wname, compare_name())]
@@ -306,6 +317,8 @@ def main():
                     help="also measure a proxy with this log.fsync_overlap (e.g. 1)")
     ap.add_argument("--compare-sharing", action="store_true",
                     help="also measure a proxy with upstream.sharing: auto")
+    ap.add_argument("--baseline-proxy", default="",
+                    help="also measure this proxy binary (another build) with upstream.sharing: auto")
     ARGS = ap.parse_args()
     workdir = tempfile.mkdtemp(prefix="dp-durability-bench-")
     try:

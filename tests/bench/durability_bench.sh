@@ -18,9 +18,13 @@
 #   tests/bench/durability_bench.sh [--rounds N] [--requests N]
 #        [--c1-requests N] [--get-requests N] [--modes local,delay]
 #        [--delay-us N] [--workloads 'SET c50 P1,...'] [--compare-overlap N]
+#        [--compare-sharing] [--baseline-proxy PATH]
 #
 # --compare-overlap 1 adds a target durable-o1: the same proxy with
 # log.fsync_overlap 1 (one fsync at a time), to see what overlapping buys.
+# --compare-sharing adds durable-shared (upstream.sharing: auto);
+# --baseline-proxy PATH adds shared-baseline: another build (say the
+# previous commit's) with sharing on, to measure a change side by side.
 #
 # Environment: DP_BINARY (default build/durable-proxy), DP_BUILD_DIR (where
 # tests/libfsyncshim.so was built; compiled on the fly otherwise),
