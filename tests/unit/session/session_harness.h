@@ -87,6 +87,7 @@ class FakeUpstream {
   uint64_t offset = 0;
   std::string run_id = "fake-upstream-run-id";
   bool refuse_role = false;
+  bool close_at_role = false;  // answer what precedes a ROLE, then close the connection
   size_t open_connections() const { return conns_.size(); }
   // Answers what `hold` kept, in order, on each connection.
   void answer_held();

@@ -170,3 +170,17 @@ TEST_CASE("replies wait in the read buffer for their ROLE answer and keep each c
   REQUIRE(h.run_until([&] { return a.got == "+OK\r\n$1\r\n1\r\n" && b.got == "$-1\r\n+OK\r\n"; },
                       "every reply, in each client's order"));
 }
+
+TEST_CASE("a shared connection that closes before the ROLE's answer still delivers the replies that came") {
+  Harness h;
+  h.enable_sharing(1);
+  h.upstream->close_at_role = true;  // the SET's reply comes, then EOF where ROLE's answer would be
+  FakeClient& c = h.client();
+  c.send(command({"SET", "a", "1"}));
+  // Without an offset the reply is covered by a probe, and released (then
+  // the client closed, as its own connection closing would) once durable.
+  REQUIRE(h.run_until([&] { return !h.probes.empty(); }, "the SET's reply covered by a probe"));
+  h.make_durable(100);
+  REQUIRE(h.run_until([&] { return c.eof(); }, "the client closed after its reply"));
+  CHECK(c.got == "+OK\r\n");
+}
