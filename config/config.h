@@ -66,6 +66,7 @@ struct Config {
 
   // recovery:
   HostPort restore_listen{"127.0.0.1", 0};  // port 0 = any free port
+  std::string node_data_dir;  // a cluster node's `dir` as the proxy sees it ("" = as the node says)
   OnUnknownDataset on_unknown_dataset = OnUnknownDataset::refuse;
 
   // admin:

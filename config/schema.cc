@@ -126,6 +126,10 @@ const std::vector<Key> kKeys = {
     {.name = "recovery.restore_listen", .kind = KeyKind::host_port, .field = &Config::restore_listen,
      .help = "Where the proxy serves Valkey its data during a restore.",
      .min = 0},
+    {.name = "recovery.node_data_dir", .kind = KeyKind::string, .field = &Config::node_data_dir,
+     .help = "Cluster nodes only: the node's data directory (its `dir`) as this proxy sees it,\n"
+             "where a restore writes the AOF the node loads (empty = the path the node reports).",
+     .min = 0},
     {.name = "recovery.on_unknown_dataset", .kind = KeyKind::choice, .field = &Config::on_unknown_dataset,
      .help = "Upstream holds keys of another history: refuse to start, restore over them, adopt them.",
      .choices = {"refuse", "restore", "adopt"}},

@@ -138,7 +138,7 @@ class Proxy : public upstream::ReplicaLink::Listener {
   std::unique_ptr<gate::DurabilityGate> gate_;
   std::unique_ptr<StreamTracker> tracker_;
   std::unique_ptr<Checkpointer> checkpointer_;  // every checkpoint write: its own link's, the main link's resyncs
-  std::unique_ptr<Restorer> restorer_;  // while a restore runs
+  std::unique_ptr<RestoreJob> restorer_;  // while a restore runs (REPLICAOF, or a cluster node's AOF)
 
   std::unordered_map<uint64_t, Session*> sessions_;
   uint64_t next_session_id_ = 1;

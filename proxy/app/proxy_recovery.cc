@@ -4,6 +4,7 @@
 
 #include "proxy/app/proxy.h"
 #include "proxy/base/logger.h"
+#include "proxy/recovery/aof_restorer.h"
 #include "proxy/recovery/recovery_plan.h"
 #include "proxy/resp/value.h"
 #include "proxy/upstream/connection_names.h"
@@ -164,7 +165,8 @@ void Proxy::decide(const upstream::UpstreamInfo& up, uint64_t end_at_request, bo
   ctx_.upstream_run_id = up.run_id;
   const std::string ours = log_->replid();
   const uint64_t end = log_->end_offset();
-  recovery::RecoveryPlan plan = recovery::plan_recovery(ours, std::min(end, end_at_request), up, cfg_.on_unknown_dataset);
+  recovery::RecoveryPlan plan = recovery::plan_recovery(ours, std::min(end, end_at_request), up, cfg_.on_unknown_dataset,
+                                                       aof_restore_marked(cfg_.log_dir, up.run_id));
   LOG_INFO("recovery", "%s", plan.explanation.c_str());
   if (plan.action != recovery::RecoveryAction::resume && hold_since_ms_) {
     // Only a continued stream proves the held sessions' data; anything else

@@ -4,6 +4,7 @@
 
 #include "proxy/base/logger.h"
 #include "proxy/app/proxy.h"
+#include "proxy/recovery/aof_restorer.h"
 #include "proxy/session/session.h"
 
 namespace dp {
@@ -30,17 +31,6 @@ void Proxy::start_restore(const recovery::RecoveryPlan& plan) {  // decide() log
     metrics_.inc(admin::Metric::errors_total, admin::ErrorCause::restore);
     return retry_later(why, 5000);
   }
-  RestoreOptions o;
-  o.listen_host = cfg_.restore_listen.host;
-  o.listen_port = cfg_.restore_listen.port;
-  o.log_dir = cfg_.log_dir;
-  o.replid = log_->replid();
-  o.end_offset = log_->end_offset();
-  o.checkpoint_path = cp->path;
-  o.checkpoint_offset = cp->offset;
-  o.checkpoint_bytes = cp->size;
-  o.upstream_name = cfg_.upstream.str();
-  o.on_status = [this](const std::string& status) { set_serving(false, status); };
   // Sessions may have run commands on the restarted upstream before the
   // loss was noticed; the restore overwrites them, so none may be acknowledged.
   std::vector<Session*> all;
@@ -48,17 +38,43 @@ void Proxy::start_restore(const recovery::RecoveryPlan& plan) {  // decide() log
   if (!all.empty()) LOG_WARN("recovery", "closing %zu client connections before the restore", all.size());
   for (Session* s : all) s->close("the upstream is being restored");
   metrics_.set(admin::Metric::restore_in_progress, 1);
-  restorer_ = std::make_unique<Restorer>(&loop_, control_.get(), o,
-                                         [this](const RestoreResult& r) { restore_finished(r); });
+  auto done = [this](const RestoreResult& r) { restore_finished(r); };
+  if (plan.cluster) {
+    // A cluster node refuses REPLICAOF: it loads the log as a multi-part AOF.
+    AofRestoreOptions a;
+    a.log_dir = cfg_.log_dir;
+    a.end_offset = log_->end_offset();
+    a.checkpoint_path = cp->path;
+    a.checkpoint_offset = cp->offset;
+    a.node_data_dir = cfg_.node_data_dir;
+    a.node_run_id = ctx_.upstream_run_id;
+    a.upstream_name = cfg_.upstream.str();
+    a.on_status = [this](const std::string& status) { set_serving(false, status); };
+    restorer_ = std::make_unique<AofRestorer>(&loop_, control_.get(), a, done);
+  } else {
+    RestoreOptions o;
+    o.listen_host = cfg_.restore_listen.host;
+    o.listen_port = cfg_.restore_listen.port;
+    o.log_dir = cfg_.log_dir;
+    o.replid = log_->replid();
+    o.end_offset = log_->end_offset();
+    o.checkpoint_path = cp->path;
+    o.checkpoint_offset = cp->offset;
+    o.checkpoint_bytes = cp->size;
+    o.upstream_name = cfg_.upstream.str();
+    o.on_status = [this](const std::string& status) { set_serving(false, status); };
+    restorer_ = std::make_unique<Restorer>(&loop_, control_.get(), o, done);
+  }
   enter(recovery::State::restoring, "restoring from checkpoint " + std::to_string(cp->offset) + " and the log up to " +
-                                        std::to_string(o.end_offset));
+                                        std::to_string(log_->end_offset()));
   set_serving(false, restorer_->status());
   restorer_->start();
 }
 
 void Proxy::restore_finished(const RestoreResult& r) {
   metrics_.set(admin::Metric::restore_in_progress, 0);
-  Restorer* done = restorer_.release();
+  RestoreJob* done = restorer_.release();
+  const bool new_history = done->new_history();
   done->close([done] { delete done; });
   if (!r.ok) {
     metrics_.inc(admin::Metric::errors_total, admin::ErrorCause::restore);
@@ -74,6 +90,13 @@ void Proxy::restore_finished(const RestoreResult& r) {
   LOG_INFO("recovery", "restore of upstream %s done in %.2f s (%llu bytes sent, upstream at offset %llu); resuming the "
            "replication stream", cfg_.upstream.str().c_str(), r.seconds, static_cast<unsigned long long>(r.bytes_sent),
            static_cast<unsigned long long>(r.reached));
+  if (new_history) {
+    // The node holds the log's data under its own replid: the log takes it
+    // as a new history (the old one goes once the new checkpoint is durable).
+    set_serving(false, "restore done; taking the node's restored data as the log's new history");
+    foreign_history_ = true;
+    return start_replica_link("", 0);
+  }
   set_serving(false, "restore done; resuming the replication stream from the upstream " + cfg_.upstream.str());
   start_replica_link(log_->replid(), log_->end_offset());
 }

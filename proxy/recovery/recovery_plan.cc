@@ -7,8 +7,9 @@ namespace dp::recovery {
 using upstream::UpstreamInfo;
 
 RecoveryPlan plan_recovery(const std::string& ours, uint64_t end, const UpstreamInfo& up,
-                           config::OnUnknownDataset on_unknown) {
+                           config::OnUnknownDataset on_unknown, bool aof_restored) {
   RecoveryPlan p;
+  p.cluster = up.cluster_enabled;
   std::ostringstream why;
   auto with_up = [&] {
     why << " (upstream: replid " << (up.replid.empty() ? "?" : up.replid) << " offset " << up.offset
@@ -45,6 +46,18 @@ RecoveryPlan plan_recovery(const std::string& ours, uint64_t end, const Upstream
         << ") without the log's history (log replid " << ours << " ends at " << end
         << "): its data is its primary's, whose proxy logs the writes it acknowledged; starting a new log from "
            "the node's stream";
+    with_up();
+    p.explanation = why.str();
+    return p;
+  }
+  // A cluster node this proxy restored by DEBUG LOADAOF (the same process:
+  // its run_id is in the marker) before it could take the node's data as
+  // its new history: the keys are the log's, take them.
+  if (up.cluster_enabled && aof_restored && up.keys > 0) {
+    p.action = RecoveryAction::adopt;
+    why << "upstream is the cluster node this proxy restored from the log (log replid " << ours << " ends at "
+        << end << "; run_id " << up.run_id << " in " << "the log's aof-restore marker): its data is the log's; "
+        << "starting the new log history from it";
     with_up();
     p.explanation = why.str();
     return p;

@@ -23,9 +23,12 @@ enum class RecoveryAction {
 struct RecoveryPlan {
   RecoveryAction action = RecoveryAction::refuse;
   std::string explanation;  // for the log and for -LOADING / readyz
+  bool cluster = false;     // the upstream is a cluster node: restore by AOF (aof_restorer.h)
 };
 
+// `aof_restored`: this upstream process (its run_id) was given the log's
+// data by a cluster restore whose new history is not durable yet.
 RecoveryPlan plan_recovery(const std::string& log_replid, uint64_t log_end, const upstream::UpstreamInfo& up,
-                           config::OnUnknownDataset on_unknown);
+                           config::OnUnknownDataset on_unknown, bool aof_restored = false);
 
 }  // namespace dp::recovery

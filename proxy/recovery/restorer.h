@@ -68,7 +68,24 @@ struct RestoreResult {
   double seconds = 0;
 };
 
-class Restorer : upstream::RestorePrimary::Source, upstream::RestorePrimary::Listener {
+// What the proxy drives during a restore: this REPLICAOF path, or the
+// multi-part AOF path for cluster nodes (aof_restorer.h).
+class RestoreJob {
+ public:
+  virtual ~RestoreJob() = default;
+  virtual void start() = 0;
+  // The control link to the upstream dropped: fail at once (no undo).
+  virtual void abort(const std::string& why) = 0;
+  virtual void close(std::function<void()> on_closed) = 0;  // idempotent
+  // One line for -LOADING, /readyz and the log: phase and progress.
+  virtual std::string status() const = 0;
+  // After done(ok): true when the upstream holds the data under a history
+  // of its own (a new log history follows), false when it continues the
+  // log's replid (PSYNC continues).
+  virtual bool new_history() const { return false; }
+};
+
+class Restorer : public RestoreJob, upstream::RestorePrimary::Source, upstream::RestorePrimary::Listener {
  public:
   using Done = std::function<void(const RestoreResult&)>;
   // Prefix of the one-time masterauth: marks a restore left unfinished.
@@ -78,12 +95,10 @@ class Restorer : upstream::RestorePrimary::Source, upstream::RestorePrimary::Lis
   Restorer(const Restorer&) = delete;
   Restorer& operator=(const Restorer&) = delete;
 
-  void start();
-  // The control link to the upstream dropped: fail at once (no undo).
-  void abort(const std::string& why);
-  void close(std::function<void()> on_closed);  // idempotent
-  // One line for -LOADING, /readyz and the log: phase and progress.
-  std::string status() const;
+  void start() override;
+  void abort(const std::string& why) override;
+  void close(std::function<void()> on_closed) override;
+  std::string status() const override;
 
  private:
   enum class Phase { idle, auth, replicaof, transfer, promote, done };

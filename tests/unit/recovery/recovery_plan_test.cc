@@ -103,3 +103,26 @@ TEST_CASE("a cluster replica without the log's history is adopted, not restored"
   CHECK_FALSE(standalone.cluster_enabled);
   CHECK(plan_recovery(kA, 0, standalone, OnUnknownDataset::refuse).action == RecoveryAction::restore);
 }
+
+TEST_CASE("a cluster primary that came back empty is restored, by the cluster (AOF) path") {
+  UpstreamInfo u = info(kB, 0, kZero, 0, 0);
+  u.cluster_enabled = true;
+  RecoveryPlan p = plan_recovery(kA, 100, u, OnUnknownDataset::refuse);
+  CHECK(p.action == RecoveryAction::restore);
+  CHECK(p.cluster);
+  CHECK_FALSE(plan_recovery(kA, 100, info(kB, 0, kZero, 0, 0), OnUnknownDataset::refuse).cluster);
+}
+
+TEST_CASE("a cluster node holding the keys of this proxy's own AOF restore is adopted, never refused") {
+  UpstreamInfo u = info(kB, 0, kZero, 0, 5);
+  u.cluster_enabled = true;
+  u.run_id = "r1";
+  // Without the marker: another dataset, refused (on_unknown_dataset refuse).
+  CHECK(plan_recovery(kA, 100, u, OnUnknownDataset::refuse).action == RecoveryAction::refuse);
+  RecoveryPlan p = plan_recovery(kA, 100, u, OnUnknownDataset::refuse, /*aof_restored=*/true);
+  CHECK(p.action == RecoveryAction::adopt);
+  CHECK(p.explanation.find("restored") != std::string::npos);
+  // A standalone server is never adopted on the marker's word.
+  UpstreamInfo s = info(kB, 0, kZero, 0, 5);
+  CHECK(plan_recovery(kA, 100, s, OnUnknownDataset::refuse, true).action == RecoveryAction::refuse);
+}
