@@ -70,8 +70,14 @@ def test_compose_runs_one_proxy_beside_each_node_announcing_it(tmp_path):
         # Each node keeps nodes.conf on a volume of its own; each proxy its log.
         assert any(v.endswith(":/data") and v.split(":")[0] in compose["volumes"]
                    for v in services[node]["volumes"])
-        log_volume = only(proxy["volumes"], "log volume")
-        assert flag(args, "--log-dir").startswith(log_volume.split(":")[1] + "/")
+        log_volume = only([v for v in proxy["volumes"] if flag(args, "--log-dir").startswith(v.split(":")[1] + "/")],
+                          "log volume")
+        assert log_volume.split(":")[0] in compose["volumes"]
+        # ... and its own node's /data where recovery.node_data_dir says: a
+        # cluster restore writes the AOF the node loads there.
+        node_data = yaml.safe_load(text)["recovery"]["node_data_dir"]
+        node_volume = only([v.split(":")[0] for v in services[node]["volumes"] if v.endswith(":/data")], "node /data")
+        assert "%s:%s" % (node_volume, node_data) in proxy["volumes"], proxy["volumes"]
     node_cmd = services[nodes[0]]["command"]
     mounted = {c["target"]: compose["configs"][c["source"]]["file"] for c in services[nodes[0]]["configs"]}
     assert os.path.normpath(os.path.join(CLUSTER, mounted[node_cmd[1]])) == VALKEY_CONF
@@ -137,6 +143,13 @@ def test_kubernetes_statefulset_runs_a_proxy_sidecar_per_node(tmp_path):
     claims = {t["metadata"]["name"] for t in sts["spec"]["volumeClaimTemplates"]}
     data_mount = only([m for m in valkey["volumeMounts"] if m["mountPath"] == k8s["dir"]], "Valkey dir mount")
     assert data_mount["name"] in claims
+    # The proxy mounts the same claim where recovery.node_data_dir says (the
+    # restore AOF), and the pod's fsGroup lets both containers write it.
+    with open(config) as f:
+        node_data = yaml.safe_load(f)["recovery"]["node_data_dir"]
+    assert {"name": data_mount["name"], "mountPath": node_data} in proxy["volumeMounts"]
+    assert pod["securityContext"]["fsGroup"]
+    assert k8s.get("enable-debug-command") == "local"
     job = only([d for (kind, _), d in docs.items() if kind == "Job"], "Job")
     create = " ".join(only(job["spec"]["template"]["spec"]["containers"], "create container")["command"])
     assert "--cluster create" in create and "--cluster-replicas 1" in create

@@ -174,8 +174,12 @@ def test_valkey_conf_and_acl_conf_are_accepted_and_take_effect(tmp_path):
             assert c.call("ACL", "DRYRUN", "durable-proxy", "PSYNC", "?", "-1") == "OK"
             assert c.call("ACL", "DRYRUN", "durable-proxy", "REPLCONF", "ACK", "0") == "OK"
             for cmd in (["ROLE"], ["INFO", "replication"], ["COMMAND"], ["REPLICAOF", "NO", "ONE"],
-                        ["CONFIG", "SET", "masterauth", "x"]):
+                        ["CONFIG", "SET", "masterauth", "x"],
+                        # the cluster restore (proxy/recovery/aof_restorer.h)
+                        ["DEBUG", "LOADAOF"], ["DEBUG", "CHANGE-REPL-ID"], ["CLIENT", "KILL", "TYPE", "replica"]):
                 assert c.call("ACL", "DRYRUN", "durable-proxy", *cmd) == "OK", cmd
+            # Only those DEBUG subcommands.
+            assert b"no permissions" in c.call("ACL", "DRYRUN", "durable-proxy", "DEBUG", "SLEEP", "0")
             # No data access: DRYRUN answers a bulk string naming the refusal.
             assert b"no permissions" in c.call("ACL", "DRYRUN", "durable-proxy", "GET", "k")
     finally:
@@ -224,7 +228,9 @@ def k8s_proxy_setup(tmp_path, files=None):
     with open(root + config_path, "w") as f:
         f.write(text)
     claims = [t["metadata"]["name"] for t in sts["spec"].get("volumeClaimTemplates", [])]
-    log_mount = only([m for m in proxy["volumeMounts"] if m["name"] in claims], "log volume mount")
+    # The claim mounted where --log-dir points (a cluster sidecar also mounts its node's claim).
+    log_mount = only([m for m in proxy["volumeMounts"] if m["name"] in claims and
+                      flag(args, "--log-dir").startswith(m["mountPath"] + "/")], "log volume mount")
     return args, root + config_path, proxy, log_mount, docs, pod
 
 
