@@ -139,6 +139,7 @@ class Proxy : public upstream::ReplicaLink::Listener {
   std::unique_ptr<StreamTracker> tracker_;
   std::unique_ptr<Checkpointer> checkpointer_;  // every checkpoint write: its own link's, the main link's resyncs
   std::unique_ptr<RestoreJob> restorer_;  // while a restore runs (REPLICAOF, or a cluster node's AOF)
+  int restores_closing_ = 0;              // finished restores whose close() has not completed
 
   std::unordered_map<uint64_t, Session*> sessions_;
   uint64_t next_session_id_ = 1;

@@ -179,6 +179,30 @@ void Proxy::decide(const upstream::UpstreamInfo& up, uint64_t end_at_request, bo
     case recovery::RecoveryAction::adopt:
       // Another dataset: offsets of the old history say nothing of it.
       foreign_history_ = true;
+      if (plan.resync_replicas) {
+        // A cluster restore that stopped after its load: its replicas may
+        // still hold the empty dataset under the same replid.
+        enter(recovery::State::checking, "making the restored node's replicas resync");
+        control_->command({"DEBUG", "CHANGE-REPL-ID"}, [this](const resp::Value* r, const std::string&) {
+          if (!r) return;  // control_down moved to starting
+          control_->command({"CLIENT", "KILL", "TYPE", "replica"}, [this, r](const resp::Value* k, const std::string&) {
+            if (!k) return;
+            if (r->type == resp::Value::Type::error || k->type == resp::Value::Type::error) {
+              const std::string why = "cannot make the restored node's replicas resync (DEBUG CHANGE-REPL-ID: " +
+                                      (r->type == resp::Value::Type::error ? r->str : std::string("OK")) +
+                                      ", CLIENT KILL TYPE replica: " +
+                                      (k->type == resp::Value::Type::error ? k->str : std::string("OK")) + ")";
+              LOG_ERROR("recovery", "%s; asking again", why.c_str());
+              enter(recovery::State::waiting, why);
+              set_serving(false, why);
+              link_retry_at_ = uv_now(&loop_) + 5000;
+              return;
+            }
+            start_replica_link("", 0);
+          });
+        });
+        break;
+      }
       start_replica_link("", 0);
       break;
     case recovery::RecoveryAction::resume:

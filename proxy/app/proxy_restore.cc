@@ -18,6 +18,8 @@ void Proxy::start_restore(const recovery::RecoveryPlan& plan) {  // decide() log
   };
   if (ctx_.log_failed)
     return retry_later("restore needed but the durable log failed (" + ctx_.log_failure + "); restart the proxy", 5000);
+  if (restores_closing_ > 0)  // a failed restore's file work still runs (it writes the same files)
+    return retry_later("restore needed: waiting for the previous attempt's file work to end", 20);
   // Restore exactly what is durable: wait for bytes still queued to the writer.
   if (log_->durable_offset() < log_->end_offset())
     return retry_later("restore needed: waiting for the log to fsync up to offset " +
@@ -75,7 +77,11 @@ void Proxy::restore_finished(const RestoreResult& r) {
   metrics_.set(admin::Metric::restore_in_progress, 0);
   RestoreJob* done = restorer_.release();
   const bool new_history = done->new_history();
-  done->close([done] { delete done; });
+  ++restores_closing_;
+  done->close([this, done] {
+    delete done;
+    --restores_closing_;
+  });
   if (!r.ok) {
     metrics_.inc(admin::Metric::errors_total, admin::ErrorCause::restore);
     LOG_ERROR("recovery", "%s; retrying in %llu ms", r.error.c_str(), static_cast<unsigned long long>(link_backoff_ms_));

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <sstream>
 #include <string_view>
 #include <utility>
 
@@ -91,12 +92,39 @@ class Appender {
 
 // Stream commands an AOF does not hold: the primary's keep-alive and
 // replication chatter, and slot ownership, which is the cluster's now.
+// (CLUSTER SYNCSLOTS of 9.x atomic slot migration stays: Valkey's own AOF
+// holds it too.)
 bool left_out(const resp::Request& r) {
   using commands::iequals;
   if (r.args.empty()) return true;
   if (iequals(r.args[0], "PING") || iequals(r.args[0], "REPLCONF")) return true;
-  return iequals(r.args[0], "CLUSTER") && r.args.size() >= 2 &&
-         (iequals(r.args[1], "SETSLOT") || iequals(r.args[1], "SYNCSLOTS"));
+  return iequals(r.args[0], "CLUSTER") && r.args.size() >= 2 && iequals(r.args[1], "SETSLOT");
+}
+
+bool is(const resp::Request& r, std::string_view name) {
+  return r.args.size() == 1 && commands::iequals(r.args[0], name);
+}
+
+// Our own manifest (a proxy that stopped mid-restore left it): it names
+// only this restorer's files.
+bool our_manifest(const std::string& path, const AofRestorer::Files& f) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  const std::string want = "file " + f.base.substr(f.dir.size() + 1) + " seq 1 type b\n" + "file " +
+                           f.incr.substr(f.dir.size() + 1) + " seq 1 type i\n";
+  return in && text.str() == want;
+}
+
+std::string fsync_dir(const std::string& dir) {
+  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0 || ::fsync(dfd) != 0) {
+    std::string e = "cannot fsync directory " + dir + ": " + errno_text(errno);
+    if (dfd >= 0) ::close(dfd);
+    return e;
+  }
+  ::close(dfd);
+  return "";
 }
 
 uint64_t now_ms(uv_loop_t* loop) { return uv_now(loop); }
@@ -125,9 +153,18 @@ std::string AofRestorer::write_aof(const Files& f, const std::string& checkpoint
   if (::mkdir(f.dir.c_str(), 0755) != 0 && errno != EEXIST)
     return "cannot create the node's AOF directory " + f.dir + ": " + errno_text(errno);
   struct stat st {};
-  if (::stat(f.manifest.c_str(), &st) == 0)
+  if (::stat(f.manifest.c_str(), &st) == 0 && !our_manifest(f.manifest, f))
     return "the node's AOF directory already holds a manifest, " + f.manifest +
            ", not written by durable-proxy: move it away (the node runs with appendonly no, so it is not in use)";
+  ::unlink(f.manifest.c_str());  // ours, from a restore that stopped: nothing loads the files below meanwhile
+  // Whatever fails below leaves none of this restore's files behind.
+  std::string err = write_parts(f, checkpoint_path, log_dir, from, to, stream_bytes, commands);
+  if (!err.empty()) remove_aof(f);
+  return err;
+}
+
+std::string AofRestorer::write_parts(const Files& f, const std::string& checkpoint_path, const std::string& log_dir,
+                                     uint64_t from, uint64_t to, uint64_t* stream_bytes, uint64_t* commands) {
   // Base: the checkpoint's RDB, copied.
   {
     std::ifstream in(checkpoint_path, std::ios::binary);
@@ -152,6 +189,12 @@ std::string AofRestorer::write_aof(const Files& f, const std::string& checkpoint
     resp::RequestParser parser(limits);
     std::string carry;
     std::string parse_error;
+    // A transaction is written once its EXEC is in: a log that ends inside
+    // one (the node died mid-propagation; never acknowledged) leaves it out,
+    // so the node loads a clean file.
+    std::string multi;
+    bool in_multi = false;
+    uint64_t multi_commands = 0;
     uint64_t at = from;  // stream offset of carry[0] - 1
     std::string err = log::read_range(log_dir, from, to, [&](std::string_view chunk) {
       carry.append(chunk);
@@ -165,8 +208,22 @@ std::string AofRestorer::write_aof(const Files& f, const std::string& checkpoint
           return false;
         }
         if (ps == resp::ParseStatus::ok && !left_out(req)) {
-          out.append(std::string_view(carry).substr(pos, req.consumed));
-          ++*commands;
+          const std::string_view bytes = std::string_view(carry).substr(pos, req.consumed);
+          if (is(req, "MULTI")) in_multi = true;
+          if (in_multi) {
+            multi.append(bytes);
+            ++multi_commands;
+            if (is(req, "EXEC")) {
+              out.append(multi);
+              *commands += multi_commands;
+              multi.clear();
+              multi_commands = 0;
+              in_multi = false;
+            }
+          } else {
+            out.append(bytes);
+            ++*commands;
+          }
         }
         pos += req.consumed;
       }
@@ -177,7 +234,7 @@ std::string AofRestorer::write_aof(const Files& f, const std::string& checkpoint
     if (!err.empty()) return "reading the log for the node's AOF: " + err;
     if (!parse_error.empty()) return parse_error;
     if (!out.finish()) return out.error();
-    *stream_bytes = at - from;
+    *stream_bytes = at - from - (in_multi ? multi.size() : 0);
   }
   // The manifest last: until it exists the node loads nothing of this.
   const std::string tmp = f.manifest + ".tmp";
@@ -186,21 +243,21 @@ std::string AofRestorer::write_aof(const Files& f, const std::string& checkpoint
   if (std::string e = write_file(tmp, text); !e.empty()) return e;
   if (::rename(tmp.c_str(), f.manifest.c_str()) != 0)
     return "cannot rename " + tmp + " to " + f.manifest + ": " + errno_text(errno);
-  int dfd = ::open(f.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd < 0 || ::fsync(dfd) != 0) {
-    std::string e = "cannot fsync directory " + f.dir + ": " + errno_text(errno);
-    if (dfd >= 0) ::close(dfd);
-    return e;
-  }
-  ::close(dfd);
-  return "";
+  return fsync_dir(f.dir);
 }
 
 void AofRestorer::remove_aof(const Files& f) {
-  ::unlink(f.manifest.c_str());  // first: a node started later loads nothing of it
+  if (f.dir.empty()) return;
+  if (our_manifest(f.manifest, f)) ::unlink(f.manifest.c_str());  // first: a node started later loads nothing of it
   ::unlink((f.manifest + ".tmp").c_str());
   ::unlink(f.base.c_str());
   ::unlink(f.incr.c_str());
+  ::rmdir(f.dir.c_str());  // only if empty: created for the restore
+}
+
+std::string AofRestorer::write_marker(const std::string& log_dir, const std::string& run_id) {
+  if (std::string e = write_file(log_dir + "/" + kAofRestoreMarker, run_id + "\n"); !e.empty()) return e;
+  return fsync_dir(log_dir);
 }
 
 // ------------------------------------------------------------ the steps
@@ -272,16 +329,12 @@ void AofRestorer::got_config(const resp::Value* r, const std::string& err) {
   auto bytes = std::make_shared<std::pair<uint64_t, uint64_t>>();
   run_job(
       [f, o, bytes] {
-        std::string e = write_aof(f, o.checkpoint_path, o.log_dir, o.checkpoint_offset, o.end_offset, &bytes->first,
-                                  &bytes->second);
-        if (!e.empty()) return e;
-        // The marker: keys this node holds after the load are this restore's.
-        const std::string marker = o.log_dir + "/" + kAofRestoreMarker;
-        return write_file(marker, o.node_run_id + "\n");
+        return write_aof(f, o.checkpoint_path, o.log_dir, o.checkpoint_offset, o.end_offset, &bytes->first,
+                         &bytes->second);  // removes its own files when it fails
       },
       [this, bytes](const std::string& e) {
-        files_written_ = true;  // (partly, on failure: removed by fail())
         if (!e.empty()) return fail(e);
+        files_written_ = true;
         stream_bytes_ = bytes->first;
         commands_ = bytes->second;
         load();
@@ -302,7 +355,7 @@ void AofRestorer::run_job(std::function<std::string()> work, std::function<void(
         AofRestorer* self = j->owner;
         self->job_running_ = false;
         if (!self->life_.open()) {
-          remove_aof(self->files_);  // written in part, perhaps
+          if (j->result.empty()) remove_aof(self->files_);  // written, never loaded
           return self->life_.finish();
         }
         j->after(status == 0 ? j->result : std::string("file work cancelled"));
@@ -315,20 +368,36 @@ void AofRestorer::run_job(std::function<std::string()> work, std::function<void(
 }
 
 void AofRestorer::load() {
-  phase_ = "DEBUG LOADAOF (" + std::to_string(commands_) + " commands, " + std::to_string(stream_bytes_) +
-           " stream bytes after the checkpoint)";
-  LOG_INFO("recovery", "%s", status().c_str());
-  if (opts_.on_status) opts_.on_status(status());
-  command({"DEBUG", "LOADAOF"}, [this](const resp::Value* r, const std::string& err) {
-    if (!r) return fail("DEBUG LOADAOF: " + err);
-    if (r->type == resp::Value::Type::error)
-      return fail("DEBUG LOADAOF: " + r->str +
-                  (r->str.find("DEBUG command not allowed") != std::string::npos
-                       ? " (set enable-debug-command local on the node: the proxy restores a cluster node with it)"
-                       : ""));
-    remove_aof(files_);
-    files_written_ = false;
-    resync_replicas();
+  // Still the primary it was when the restore was decided (gossip may have
+  // made it its replica's replica meanwhile: then its data is the new
+  // primary's, and loading the log would fork it from its primary).
+  phase_ = "checking the node is still a primary";
+  command({"INFO", "replication"}, [this](const resp::Value* r, const std::string& err) {
+    if (!r) return fail("INFO replication: " + err);
+    if (r->type != resp::Value::Type::bulk) return fail("INFO replication: " + r->str);
+    if (r->str.find("role:master") == std::string::npos)
+      return fail("the node is no longer a primary (a replica took over its slots): nothing to restore into it");
+    phase_ = "DEBUG LOADAOF (" + std::to_string(commands_) + " commands, " + std::to_string(stream_bytes_) +
+             " stream bytes after the checkpoint)";
+    LOG_INFO("recovery", "%s", status().c_str());
+    if (opts_.on_status) opts_.on_status(status());
+    loading_ = true;
+    command({"DEBUG", "LOADAOF"}, [this](const resp::Value* r2, const std::string& err2) {
+      loading_ = false;
+      if (!r2) return fail("DEBUG LOADAOF: " + err2);
+      if (r2->type == resp::Value::Type::error)
+        return fail("DEBUG LOADAOF: " + r2->str +
+                    (r2->str.find("DEBUG command not allowed") != std::string::npos
+                         ? " (set enable-debug-command local on the node: the proxy restores a cluster node with it)"
+                         : ""));
+      remove_aof(files_);
+      files_written_ = false;
+      // Only now: the keys this node process holds are the log's, whole.
+      if (std::string e = write_marker(opts_.log_dir, opts_.node_run_id); !e.empty())
+        LOG_WARN("recovery", "%s: a proxy restarted before the new log history is durable will refuse the node's "
+                 "keys (recovery.on_unknown_dataset)", e.c_str());
+      resync_replicas();
+    });
   });
 }
 
@@ -341,6 +410,7 @@ void AofRestorer::resync_replicas() {
     if (r->type == resp::Value::Type::error) return fail("DEBUG CHANGE-REPL-ID: " + r->str);
     command({"CLIENT", "KILL", "TYPE", "replica"}, [this](const resp::Value* r2, const std::string& err2) {
       if (!r2) return fail("CLIENT KILL TYPE replica: " + err2);
+      if (r2->type == resp::Value::Type::error) return fail("CLIENT KILL TYPE replica: " + r2->str);
       finish(true, "");
     });
   });
@@ -349,7 +419,8 @@ void AofRestorer::resync_replicas() {
 void AofRestorer::abort(const std::string& why) { fail(why); }
 
 void AofRestorer::fail(const std::string& why) {
-  if (files_written_ && !job_running_) {
+  // (Not while the node may still read them: DEBUG LOADAOF in flight.)
+  if (files_written_ && !job_running_ && !loading_) {
     remove_aof(files_);
     files_written_ = false;
   }
@@ -373,7 +444,7 @@ void AofRestorer::close(std::function<void()> on_closed) {
   done_ = nullptr;
   alive_.reset();
   if (job_running_) return;  // the job's after-callback finishes
-  if (files_written_) remove_aof(files_);
+  if (files_written_ && !loading_) remove_aof(files_);  // (loading: the next restore replaces our manifest)
   life_.finish();
 }
 

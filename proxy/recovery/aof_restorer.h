@@ -11,9 +11,10 @@
 //                                          only, PING / REPLCONF / CLUSTER
 //                                          SETSLOT / CLUSTER SYNCSLOTS left out
 //          <appendfilename>.manifest     = both, written last (temp, fsync, rename)
-//        and the marker <log dir>/aof-restore (the node's run_id)
+//     ─▶ INFO replication: still a primary?
 //     ─▶ DEBUG LOADAOF (the node empties itself and loads both parts)
-//     ─▶ [worker] the three files removed
+//     ─▶ the three files removed; the marker <log dir>/aof-restore (the
+//        node's run_id) written and fsynced
 //     ─▶ DEBUG CHANGE-REPL-ID, CLIENT KILL TYPE replica (replicas resync the
 //        restored data) ─▶ done(ok)
 //
@@ -21,8 +22,9 @@
 // propagate), so the owner then takes the node's data as a new history
 // (PSYNC ? -1; the old log goes only once the new checkpoint is durable).
 // If the proxy stops before that, the marker tells the next decision that
-// the node's keys are this restore's (the same run_id), not an unknown
-// dataset.
+// the node's keys are this restore's, whole (the same run_id; written only
+// after +OK), not an unknown dataset; that adoption resyncs the replicas
+// again (RecoveryPlan::resync_replicas).
 //
 // Needs: the node runs with `appendonly no` (its own AOF would be
 // replaced), `enable-debug-command local` (or yes), no AOF manifest of its
@@ -85,10 +87,16 @@ class AofRestorer : public RestoreJob {
   static Files files(const std::string& aof_dir, const std::string& appendfilename);
   static std::string write_aof(const Files& f, const std::string& checkpoint_path, const std::string& log_dir,
                                uint64_t from, uint64_t to, uint64_t* stream_bytes, uint64_t* commands);
+  // Removes this restorer's files (the manifest only if it is ours).
   static void remove_aof(const Files& f);
+  // The marker, written (and its directory fsynced) once DEBUG LOADAOF
+  // answered +OK: this node process holds the log's data, whole.
+  static std::string write_marker(const std::string& log_dir, const std::string& run_id);
 
  private:
   struct Job;
+  static std::string write_parts(const Files& f, const std::string& checkpoint_path, const std::string& log_dir,
+                                 uint64_t from, uint64_t to, uint64_t* stream_bytes, uint64_t* commands);
   void got_config(const resp::Value* r, const std::string& err);
   void run_job(std::function<std::string()> work, std::function<void(const std::string&)> after);
   void load();
@@ -106,6 +114,7 @@ class AofRestorer : public RestoreJob {
   Files files_;
   bool job_running_ = false;
   bool files_written_ = false;
+  bool loading_ = false;  // DEBUG LOADAOF in flight: the node reads the files
   std::string phase_ = "starting";
   uint64_t started_ms_ = 0;
   uint64_t stream_bytes_ = 0, commands_ = 0;

@@ -53,8 +53,9 @@ RecoveryPlan plan_recovery(const std::string& ours, uint64_t end, const Upstream
   // A cluster node this proxy restored by DEBUG LOADAOF (the same process:
   // its run_id is in the marker) before it could take the node's data as
   // its new history: the keys are the log's, take them.
-  if (up.cluster_enabled && aof_restored && up.keys > 0) {
+  if (up.cluster_enabled && aof_restored && up.keys > 0 && up.role == "master") {
     p.action = RecoveryAction::adopt;
+    p.resync_replicas = true;  // the restore may have stopped before it made them resync
     why << "upstream is the cluster node this proxy restored from the log (log replid " << ours << " ends at "
         << end << "; run_id " << up.run_id << " in " << "the log's aof-restore marker): its data is the log's; "
         << "starting the new log history from it";

@@ -24,6 +24,7 @@ struct RecoveryPlan {
   RecoveryAction action = RecoveryAction::refuse;
   std::string explanation;  // for the log and for -LOADING / readyz
   bool cluster = false;     // the upstream is a cluster node: restore by AOF (aof_restorer.h)
+  bool resync_replicas = false;  // adopt: first DEBUG CHANGE-REPL-ID + CLIENT KILL TYPE replica
 };
 
 // `aof_restored`: this upstream process (its run_id) was given the log's

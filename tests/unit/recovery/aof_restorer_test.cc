@@ -105,3 +105,42 @@ TEST_CASE("the marker names the node process the restore loaded") {
   CHECK_FALSE(dp::aof_restore_marked(d.log, "r2"));
   CHECK_FALSE(dp::aof_restore_marked(d.log, ""));
 }
+
+TEST_CASE("a log that ends inside a transaction leaves it out; our own manifest of a stopped restore is replaced") {
+  LogDir d;
+  const std::string whole = cmd({"SELECT", "0"}) + cmd({"MULTI"}) + cmd({"SET", "a", "1"}) + cmd({"EXEC"}) +
+                            cmd({"CLUSTER", "SYNCSLOTS", "ESTABLISH", "x"});
+  const std::string open_tx = cmd({"MULTI"}) + cmd({"SET", "b", "2"}) + cmd({"INCR", "n"});
+  d.write(whole + open_tx);
+  AofRestorer::Files f = AofRestorer::files(d.aof, "appendonly.aof");
+  uint64_t bytes = 0, commands = 0;
+  REQUIRE(AofRestorer::write_aof(f, d.rdb, d.log, 100, 100 + whole.size() + open_tx.size(), &bytes, &commands) == "");
+  CHECK(slurp(f.incr) == whole);  // SYNCSLOTS kept (Valkey's own AOF holds it); the open MULTI not
+  CHECK(commands == 5);
+  CHECK(bytes == whole.size());
+  // A proxy that stopped mid-restore left its manifest: the next restore
+  // writes over it (a manifest naming other files is refused: above).
+  const std::string left = slurp(f.manifest);
+  REQUIRE(AofRestorer::write_aof(f, d.rdb, d.log, 100, 100 + whole.size(), &bytes, &commands) == "");
+  CHECK(slurp(f.manifest) == left);
+  AofRestorer::remove_aof(f);
+  CHECK_FALSE(std::filesystem::exists(f.dir));  // created for the restore, removed with it
+}
+
+TEST_CASE("a failed write leaves none of the restore's files behind and never a foreign manifest removed") {
+  LogDir d;
+  d.write(cmd({"SET", "a", "1"}));
+  AofRestorer::Files f = AofRestorer::files(d.aof, "appendonly.aof");
+  uint64_t bytes = 0, commands = 0;
+  // The checkpoint is missing: nothing is left in the AOF directory.
+  std::string err = AofRestorer::write_aof(f, d.root + "/no-such.rdb", d.log, 100, 100 + cmd({"SET", "a", "1"}).size(),
+                                           &bytes, &commands);
+  CHECK(err.find("no-such.rdb") != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(f.base));
+  CHECK_FALSE(std::filesystem::exists(f.manifest));
+  // A foreign manifest survives remove_aof.
+  std::filesystem::create_directories(d.aof);
+  std::ofstream(f.manifest) << "file appendonly.aof.1.base.rdb seq 1 type b\n";
+  AofRestorer::remove_aof(f);
+  CHECK(std::filesystem::exists(f.manifest));
+}

@@ -121,6 +121,7 @@ TEST_CASE("a cluster node holding the keys of this proxy's own AOF restore is ad
   CHECK(plan_recovery(kA, 100, u, OnUnknownDataset::refuse).action == RecoveryAction::refuse);
   RecoveryPlan p = plan_recovery(kA, 100, u, OnUnknownDataset::refuse, /*aof_restored=*/true);
   CHECK(p.action == RecoveryAction::adopt);
+  CHECK(p.resync_replicas);  // the stopped restore may not have made them resync
   CHECK(p.explanation.find("restored") != std::string::npos);
   // A standalone server is never adopted on the marker's word.
   UpstreamInfo s = info(kB, 0, kZero, 0, 5);
