@@ -114,8 +114,11 @@ void SharedUpstream::send(SharedClient* c, std::string_view request, bool wants_
   out_.append(request);
   role_due_ = role_due_ || wants_offset;
   ++in_flight_;
-  if (!routes_.empty() && routes_.back().client == c && !routes_.back().batch_end) ++routes_.back().count;
-  else routes_.push_back(Route{c, 1});
+  if (!routes_.empty() && routes_.back().client == c && !routes_.back().batch_end &&
+      routes_.back().wants_offset == wants_offset)
+    ++routes_.back().count;
+  else
+    routes_.push_back(Route{c, 1, RouteKind::client, false, wants_offset});
   if (queued_bytes() >= bound()) was_full_ = true;
   schedule_flush();
 }
@@ -245,9 +248,11 @@ void SharedUpstream::route_input(std::string_view input, ByteBuffer* owner) {
     // them), or at a route that ended a write without a ROLE.
     enum class Stop { role, batch_end, more } stop = Stop::more;
     size_t j = k;
+    size_t first_wanting = SIZE_MAX;  // the first reply that waits for the ROLE's offset
     auto it = routes_.begin();
     uint32_t left = it == routes_.end() ? 0 : it->count;
     for (; it != routes_.end(); ++j) {
+      if (it->wants_offset && first_wanting == SIZE_MAX) first_wanting = j;
       if (it->kind == RouteKind::role) {
         stop = Stop::role;
         break;
@@ -288,7 +293,14 @@ void SharedUpstream::route_input(std::string_view input, ByteBuffer* owner) {
       }
       if (!offsets_trusted()) offset = 0;  // 0: no offset known
     } else if (stop == Stop::role && input.size() - framed_[k].pos < kOffsetWaitBytes) {
-      break;  // their ROLE answer is on its way: route them with it
+      // Their ROLE answer is on its way: the replies before the first one
+      // that needs its offset (reads, mostly) go now, the rest with it.
+      const size_t now = std::min(first_wanting, framed_.size());
+      if (now > k) {
+        if (!deliver(input, k, now, 0)) return;
+        k = now;
+      }
+      break;
     }
     const size_t to = std::min(j, framed_.size());
     if (!deliver(input, k, to, offset)) return;

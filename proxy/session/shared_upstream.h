@@ -19,8 +19,10 @@
 // replies.  Those replies are routed with that offset (on_shared_reply's
 // `offset`), and the session's hold waits for the log to reach it instead
 // of for a control-link probe sent after the reply arrived (which would
-// also cover writes made since).  Replies wait in the read buffer for their
-// ROLE answer (up to kOffsetWaitBytes; past that they go without an offset).
+// also cover writes made since).  From the first reply of a write on,
+// replies wait in the read buffer for their ROLE answer (up to
+// kOffsetWaitBytes; past that they go without an offset); the replies
+// before it (reads, mostly) go at once.
 // An offset counts only from the upstream process the proxy verified
 // (INFO server's run_id, asked when the connection opens, against
 // ProxyContext::upstream_run_id) while the proxy serves and the log works;
@@ -120,6 +122,7 @@ class SharedUpstream {
     uint32_t count;
     RouteKind kind = RouteKind::client;
     bool batch_end = false;  // the last of a write with no ROLE behind it
+    bool wants_offset = false;  // its replies wait for the ROLE behind them (send()'s wants_offset)
   };
   struct Framed {
     size_t pos;  // from the start of the unconsumed input

@@ -133,6 +133,11 @@ void FakeUpstream::on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
     if (st == resp::ParseStatus::skip) continue;
     std::vector<std::string> args(req.args.begin(), req.args.end());
     up->commands.push_back(args);
+    if (up->hold_role && args[0] == "ROLE" && !up->hold) {  // what came before goes; ROLE's answer (and after) waits
+      if (!out.empty()) write_bytes(s, out);
+      out.clear();
+      up->hold = true;
+    }
     if (up->close_at_role && args[0] == "ROLE") {  // what came before, then EOF instead of ROLE's answer
       uv_buf_t b = uv_buf_init(out.data(), static_cast<unsigned>(out.size()));
       REQUIRE(static_cast<size_t>(uv_try_write(s, &b, 1)) == out.size());  // in the kernel before the close

@@ -88,6 +88,7 @@ class FakeUpstream {
   std::string run_id = "fake-upstream-run-id";
   bool refuse_role = false;
   bool close_at_role = false;  // answer what precedes a ROLE, then close the connection
+  bool hold_role = false;      // answer what precedes the next ROLE, then hold (as `hold`) from it on
   size_t open_connections() const { return conns_.size(); }
   // Answers what `hold` kept, in order, on each connection.
   void answer_held();

@@ -184,3 +184,20 @@ TEST_CASE("a shared connection that closes before the ROLE's answer still delive
   REQUIRE(h.run_until([&] { return c.eof(); }, "the client closed after its reply"));
   CHECK(c.got == "+OK\r\n");
 }
+
+TEST_CASE("replies before the first write of a batch go at once; the write's waits for the ROLE behind it") {
+  Harness h;
+  h.enable_sharing(1);
+  h.upstream->hold_role = true;  // GET's and SET's replies come; ROLE's answer is held
+  FakeClient& c = h.client();
+  c.send(command({"GET", "x"}) + command({"SET", "y", "1"}));
+  REQUIRE(h.run_until([&] { return c.got == "$-1\r\n"; }, "the GET's reply before the ROLE's answer"));
+  for (int i = 0; i < 10; ++i) uv_run(&h.loop, UV_RUN_NOWAIT);
+  CHECK(c.got == "$-1\r\n");      // the SET's reply waits for its offset
+  CHECK(h.probes.empty());        // ... from the ROLE, not from a probe
+  h.upstream->hold = false;
+  h.upstream->answer_held();
+  REQUIRE(h.run_until([&] { return h.gate->inline_batches() == 1; }, "the SET covered at the ROLE's offset"));
+  h.gate->durable(10);
+  REQUIRE(h.run_until([&] { return c.got == "$-1\r\n+OK\r\n"; }, "the SET's reply once durable"));
+}
