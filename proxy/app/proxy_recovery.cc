@@ -2,6 +2,9 @@
 // the control connection, the command table, the recovery check and its
 // decision, and the start of the main replica link.
 
+#include <cstdio>
+#include <fstream>
+
 #include "proxy/app/proxy.h"
 #include "proxy/base/logger.h"
 #include "proxy/recovery/aof_restorer.h"
@@ -140,7 +143,17 @@ void Proxy::ask_upstream(bool leftover_checked) {
       if (k->type != resp::Value::Type::bulk) return recheck_later("INFO keyspace", k);
       upstream::UpstreamInfo up = upstream::parse_upstream_info(repl, k->str);
       if (!up.parsed) return recheck_later("INFO replication (no role: field)", nullptr);
-      decide(up, end_at_request, leftover_checked);
+      if (!up.cluster_enabled) return decide(up, end_at_request, leftover_checked);
+      // A cluster node: which one (a restore goes only into the node the log came from).
+      control_->command({"CLUSTER", "MYID"}, [this, end_at_request, leftover_checked, up](const resp::Value* m,
+                                                                                         const std::string&) mutable {
+        if (!m) return;
+        if (m->type == resp::Value::Type::bulk) up.node_id = m->str;
+        else
+          LOG_WARN("recovery", "CLUSTER MYID to upstream %s got %s: the node's id is not checked before a restore",
+                   cfg_.upstream.str().c_str(), m->str.c_str());
+        decide(up, end_at_request, leftover_checked);
+      });
     });
   });
 }
@@ -165,8 +178,22 @@ void Proxy::decide(const upstream::UpstreamInfo& up, uint64_t end_at_request, bo
   ctx_.upstream_run_id = up.run_id;
   const std::string ours = log_->replid();
   const uint64_t end = log_->end_offset();
+  const std::string node_id_path = cfg_.log_dir + "/" + kClusterNodeIdFile;
+  std::string log_node_id;
+  if (std::ifstream in(node_id_path); in) std::getline(in, log_node_id);
   recovery::RecoveryPlan plan = recovery::plan_recovery(ours, std::min(end, end_at_request), up, cfg_.on_unknown_dataset,
-                                                       aof_restore_marked(cfg_.log_dir, up.run_id));
+                                                       aof_restore_marked(cfg_.log_dir, up.run_id), log_node_id);
+  // The log now follows (or becomes) this node's data: remember which node.
+  const bool follows = plan.action == recovery::RecoveryAction::resume ||
+                       plan.action == recovery::RecoveryAction::fresh || plan.action == recovery::RecoveryAction::adopt;
+  if (follows && !up.node_id.empty() && up.node_id != log_node_id) {
+    std::ofstream out(node_id_path + ".tmp", std::ios::trunc);
+    out << up.node_id << "\n";
+    out.close();
+    if (!out || std::rename((node_id_path + ".tmp").c_str(), node_id_path.c_str()) != 0)
+      LOG_WARN("recovery", "cannot write %s: the cluster node id is not checked before a restore",
+               node_id_path.c_str());
+  }
   LOG_INFO("recovery", "%s", plan.explanation.c_str());
   if (plan.action != recovery::RecoveryAction::resume && hold_since_ms_) {
     // Only a continued stream proves the held sessions' data; anything else

@@ -93,9 +93,13 @@ void Proxy::restore_finished(const RestoreResult& r) {
   }
   metrics_.inc(admin::Metric::restores_total);
   metrics_.observe(admin::Metric::restore_seconds, r.seconds);
-  LOG_INFO("recovery", "restore of upstream %s done in %.2f s (%llu bytes sent, upstream at offset %llu); resuming the "
-           "replication stream", cfg_.upstream.str().c_str(), r.seconds, static_cast<unsigned long long>(r.bytes_sent),
-           static_cast<unsigned long long>(r.reached));
+  if (new_history)
+    LOG_INFO("recovery", "restore of upstream %s done in %.2f s (%llu stream bytes loaded); taking the node's data as the "
+             "log's new history", cfg_.upstream.str().c_str(), r.seconds, static_cast<unsigned long long>(r.bytes_sent));
+  else
+    LOG_INFO("recovery", "restore of upstream %s done in %.2f s (%llu bytes sent, upstream at offset %llu); resuming the "
+             "replication stream", cfg_.upstream.str().c_str(), r.seconds,
+             static_cast<unsigned long long>(r.bytes_sent), static_cast<unsigned long long>(r.reached));
   if (new_history) {
     // The node holds the log's data under its own replid: the log takes it
     // as a new history (the old one goes once the new checkpoint is durable).

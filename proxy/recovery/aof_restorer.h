@@ -62,6 +62,8 @@ struct AofRestoreOptions {
 
 // The marker's name in the log directory, and whether it names `run_id`.
 constexpr const char* kAofRestoreMarker = "aof-restore";
+// In the log directory: the cluster node id (CLUSTER MYID) the log follows.
+constexpr const char* kClusterNodeIdFile = "cluster-node-id";
 bool aof_restore_marked(const std::string& log_dir, const std::string& run_id);
 
 class AofRestorer : public RestoreJob {

@@ -6,8 +6,9 @@ namespace dp::recovery {
 
 using upstream::UpstreamInfo;
 
-RecoveryPlan plan_recovery(const std::string& ours, uint64_t end, const UpstreamInfo& up,
-                           config::OnUnknownDataset on_unknown, bool aof_restored) {
+namespace {
+RecoveryPlan plan(const std::string& ours, uint64_t end, const UpstreamInfo& up, config::OnUnknownDataset on_unknown,
+                  bool aof_restored) {
   RecoveryPlan p;
   p.cluster = up.cluster_enabled;
   std::ostringstream why;
@@ -109,6 +110,24 @@ RecoveryPlan plan_recovery(const std::string& ours, uint64_t end, const Upstream
       break;
   }
   p.explanation = why.str();
+  return p;
+}
+}  // namespace
+
+RecoveryPlan plan_recovery(const std::string& ours, uint64_t end, const UpstreamInfo& up,
+                           config::OnUnknownDataset on_unknown, bool aof_restored, const std::string& log_node_id) {
+  RecoveryPlan p = plan(ours, end, up, on_unknown, aof_restored);
+  if (p.action == RecoveryAction::restore && up.cluster_enabled && !log_node_id.empty() && !up.node_id.empty() &&
+      up.node_id != log_node_id) {
+    p.action = RecoveryAction::refuse;
+    p.explanation = "upstream is cluster node " + up.node_id + ", not node " + log_node_id +
+                    " whose data the log holds: it lost nodes.conf and is a new node that owns none of the log's "
+                    "slots, so restoring into it would make keys of slots it does not serve. Refusing. Join it to "
+                    "the cluster as a replica (CLUSTER MEET, CLUSTER REPLICATE, sent to the node itself: this proxy "
+                    "then follows it) and forget node " + log_node_id + "; or give it node " + log_node_id +
+                    "'s slots (valkey-cli --cluster fix) and remove the log's cluster-node-id file to restore. (" +
+                    p.explanation + ")";
+  }
   return p;
 }
 

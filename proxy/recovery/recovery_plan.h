@@ -29,7 +29,11 @@ struct RecoveryPlan {
 
 // `aof_restored`: this upstream process (its run_id) was given the log's
 // data by a cluster restore whose new history is not durable yet.
+// `log_node_id`: the cluster node id the log was last taken from (empty:
+// none recorded); a restore into a node with another id (it lost
+// nodes.conf: a new node, owning none of the log's slots) is refused.
 RecoveryPlan plan_recovery(const std::string& log_replid, uint64_t log_end, const upstream::UpstreamInfo& up,
-                           config::OnUnknownDataset on_unknown, bool aof_restored = false);
+                           config::OnUnknownDataset on_unknown, bool aof_restored = false,
+                           const std::string& log_node_id = "");
 
 }  // namespace dp::recovery

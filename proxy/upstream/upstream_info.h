@@ -20,6 +20,7 @@ struct UpstreamInfo {
   std::string master_host;     // when role == slave
   bool cluster_enabled = false;  // cluster_enabled:1 (INFO cluster): a Valkey Cluster node
   std::string run_id;          // INFO server: this server process
+  std::string node_id;         // CLUSTER MYID (cluster nodes; empty if refused)
 };
 
 UpstreamInfo parse_upstream_info(const std::string& replication, const std::string& keyspace);

@@ -180,3 +180,29 @@ def test_without_debug_command_the_restore_fails_naming_the_setting(tmp_path):
             p.stop()
     finally:
         node.stop()
+
+
+def test_a_node_that_lost_nodes_conf_too_is_not_restored_into(one):
+    """Data and nodes.conf gone: the node starts as a new node (new id, no
+    slots).  The log's keys belong to slots it does not own, so the proxy
+    refuses (stays unready) and names the node id the log came from."""
+    p = one.proxy
+    with harness.RespConn(p.addr) as c:
+        assert c.call("SET", "k", "1") == "OK"
+    with harness.RespConn(one.node.addr) as d:
+        old_id = bytes(d.call("CLUSTER", "MYID")).decode()
+        dir_ = bytes(d.call("CONFIG", "GET", "dir")[1]).decode()
+    kill9(one.node)
+    os.remove(os.path.join(dir_, "nodes.conf"))
+    one.node.start(port=one.node.port)
+    with harness.RespConn(one.node.addr) as d:
+        new_id = bytes(d.call("CLUSTER", "MYID")).decode()
+    assert new_id != old_id
+    harness.wait_until(lambda: "not node %s" % old_id in open(p.log_path, errors="replace").read(), 60,
+                       "the proxy to refuse the new node, naming the old id",
+                       state=lambda: open(p.log_path, errors="replace").read()[-2000:])
+    assert p.readyz() == 503
+    log = open(p.log_path, errors="replace").read()
+    assert "DEBUG LOADAOF" not in log, "restored into a node that owns none of the log's slots"
+    with harness.RespConn(one.node.addr) as d:
+        assert d.call("DBSIZE") == 0

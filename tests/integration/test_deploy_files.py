@@ -176,7 +176,8 @@ def test_valkey_conf_and_acl_conf_are_accepted_and_take_effect(tmp_path):
             for cmd in (["ROLE"], ["INFO", "replication"], ["COMMAND"], ["REPLICAOF", "NO", "ONE"],
                         ["CONFIG", "SET", "masterauth", "x"],
                         # the cluster restore (proxy/recovery/aof_restorer.h)
-                        ["DEBUG", "LOADAOF"], ["DEBUG", "CHANGE-REPL-ID"], ["CLIENT", "KILL", "TYPE", "replica"]):
+                        ["DEBUG", "LOADAOF"], ["DEBUG", "CHANGE-REPL-ID"], ["CLIENT", "KILL", "TYPE", "replica"],
+                        ["CLUSTER", "MYID"]):
                 assert c.call("ACL", "DRYRUN", "durable-proxy", *cmd) == "OK", cmd
             # Only those DEBUG subcommands.
             assert b"no permissions" in c.call("ACL", "DRYRUN", "durable-proxy", "DEBUG", "SLEEP", "0")

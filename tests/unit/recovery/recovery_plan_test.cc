@@ -127,3 +127,18 @@ TEST_CASE("a cluster node holding the keys of this proxy's own AOF restore is ad
   UpstreamInfo s = info(kB, 0, kZero, 0, 5);
   CHECK(plan_recovery(kA, 100, s, OnUnknownDataset::refuse, true).action == RecoveryAction::refuse);
 }
+
+TEST_CASE("a cluster node with another id than the log's (it lost nodes.conf) is never restored into") {
+  UpstreamInfo u = info(kB, 0, kZero, 0, 0);
+  u.cluster_enabled = true;
+  u.node_id = "new-node";
+  RecoveryPlan p = plan_recovery(kA, 100, u, OnUnknownDataset::refuse, false, "old-node");
+  CHECK(p.action == RecoveryAction::refuse);
+  CHECK(p.explanation.find("old-node") != std::string::npos);
+  CHECK(p.explanation.find("nodes.conf") != std::string::npos);
+  // The same node (nodes.conf kept), or no id known on either side: restored.
+  CHECK(plan_recovery(kA, 100, u, OnUnknownDataset::refuse, false, "new-node").action == RecoveryAction::restore);
+  CHECK(plan_recovery(kA, 100, u, OnUnknownDataset::refuse, false, "").action == RecoveryAction::restore);
+  u.node_id.clear();
+  CHECK(plan_recovery(kA, 100, u, OnUnknownDataset::refuse, false, "old-node").action == RecoveryAction::restore);
+}
