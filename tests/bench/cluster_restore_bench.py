@@ -99,7 +99,8 @@ def main():
     tmp = tempfile.mkdtemp(prefix="dp-cluster-restore-bench-")
     node = proxy = None
     try:
-        node = harness.Server(tmp, ["--cluster-enabled", "yes", "--enable-debug-command", "local"], name="node")
+        node = harness.Server(tmp, ["--cluster-enabled", "yes", "--cluster-port", str(harness.free_port()),
+                                    "--enable-debug-command", "local"], name="node")
         with harness.RespConn(node.addr) as c:
             assert c.call("CLUSTER", "ADDSLOTSRANGE", "0", "16383") == "OK"
         wait(lambda: cluster_ok(node.addr), 30, "cluster state ok")

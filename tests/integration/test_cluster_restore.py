@@ -23,6 +23,13 @@ pytestmark = [pytest.mark.proxy_only,
                                  reason="Valkey Cluster: the matrix's Valkey servers")]
 
 
+def cluster_node(tmp, extra=()):
+    """A cluster-enabled server with its bus on a port of its own (the
+    default, port + 10000, does not exist for ports above 55535)."""
+    return harness.Server(tmp, ["--cluster-enabled", "yes", "--cluster-port", str(harness.free_port())] + list(extra),
+                          name="node")
+
+
 def cluster_info(addr):
     with harness.RespConn(addr) as c:
         return dict(l.split(":", 1) for l in bytes(c.call("CLUSTER", "INFO")).decode().split("\r\n") if ":" in l)
@@ -30,8 +37,7 @@ def cluster_info(addr):
 
 class OneNodeCluster:
     def __init__(self, tmp):
-        self.node = harness.Server(tmp, ["--cluster-enabled", "yes", "--enable-debug-command", "local"],
-                                   name="node")
+        self.node = cluster_node(tmp, ["--enable-debug-command", "local"])
         try:
             with harness.RespConn(self.node.addr) as c:
                 assert c.call("CLUSTER", "ADDSLOTSRANGE", "0", "16383") == "OK"
@@ -147,7 +153,7 @@ def test_a_cluster_primary_that_came_back_empty_gets_every_acknowledged_write_ba
 def test_without_debug_command_the_restore_fails_naming_the_setting(tmp_path):
     """A node without enable-debug-command cannot load the AOF: the proxy
     stays unready (nothing is served from the empty node) and says why."""
-    node = harness.Server(tmp_path, ["--cluster-enabled", "yes"], name="node")
+    node = cluster_node(tmp_path)
     try:
         with harness.RespConn(node.addr) as c:
             assert c.call("CLUSTER", "ADDSLOTSRANGE", "0", "16383") == "OK"
