@@ -3,16 +3,16 @@
     clients ──▶ proxy-i ──▶ node-i        (one pair per node, i = 0..N-1)
 
 Addressing (proxy/upstream/COMPATIBILITY.md §6): each node announces its
-proxy's port, so CLUSTER SLOTS / SHARDS / NODES and MOVED / ASK name proxies
-and a cluster client that starts at any proxy only ever talks to proxies.
-  - Valkey 9.x: `cluster-announce-client-port <proxy>` — only what clients
-    see changes; replicas and the cluster bus keep the node's own port, so
-    replication runs node to node.
-  - Valkey 8.0 / 8.1 (no client port): `cluster-announce-port <proxy>` — the
-    node's one announced port is the proxy's, so a replica node reaches its
-    primary through the primary's proxy (SYNC/PSYNC there turns into a raw
-    pipe: durability.allow_replica_sync).  The bus port is set with
-    `cluster-port` (announced as is) so it never follows the proxy's.
+proxy's port with `cluster-announce-port <proxy>` (8.x and 9.x), so CLUSTER
+SLOTS / SHARDS / NODES and MOVED / ASK name proxies and a cluster client that
+starts at any proxy only ever talks to proxies.  The node's one announced
+port is the proxy's, so a replica node reaches its primary through the
+primary's proxy (SYNC/PSYNC there turns into a raw pipe:
+durability.allow_replica_sync).  The bus port is set with `cluster-port`
+(announced as is) so it never follows the proxy's.  9.x's
+`cluster-announce-client-port` (mode="client-port") is kept for comparison
+only: a 9.1.2 node names a restarted peer's own port in CLUSTER SLOTS for a
+moment (COMPATIBILITY.md §6), which sends clients past the proxy.
 
 The cluster is created by `valkey-cli --cluster create` against the nodes
 themselves: CLUSTER REPLICATE, which creation sends, is refused through a
@@ -38,8 +38,12 @@ def server_major(binary):
 
 
 def announce_mode(binary):
-    """"client-port" (Valkey 9.x) or "port" (8.x): see the module comment."""
-    return "client-port" if server_major(binary) >= 9 else "port"
+    """"port" on every version (see the module comment); DP_CLUSTER_ANNOUNCE=
+    client-port (9.x only) runs the suites the other way, for comparison."""
+    mode = os.environ.get("DP_CLUSTER_ANNOUNCE", "port")
+    if mode not in ("port", "client-port") or (mode == "client-port" and server_major(binary) < 9):
+        raise ValueError("DP_CLUSTER_ANNOUNCE=%s: 'port', or 'client-port' on Valkey 9.x" % mode)
+    return mode
 
 
 def cli_binary(server_binary):
@@ -124,14 +128,17 @@ class ValkeyCluster:
     is what a deployment does: every sidecar is up before the cluster forms."""
 
     def __init__(self, tmpdir, primaries=3, replicas=1, binary=None, durability="always",
-                 mode=None, node_timeout_ms=5000, proxy_port_base=None):
+                 mode=None, node_timeout_ms=5000, proxy_port_base=None, server_args=()):
         """proxy_port_base: node i's proxy listens on base + i and its admin
-        endpoints on base + 2000 + i (default: free ports)."""
+        endpoints on base + 2000 + i (default: free ports); server_args:
+        more arguments for every node (e.g. --enable-debug-command local,
+        which a proxy's restore of its node needs)."""
         self.tmpdir = str(tmpdir)
         self.proxy_port_base = proxy_port_base
         self.binary = binary or harness.SERVER_BIN
         self.mode = mode or announce_mode(self.binary)
         self.replicas = replicas
+        self.server_args = list(server_args)
         self.nodes = []
         try:
             for i in range((1 + replicas) * primaries):
@@ -161,7 +168,8 @@ class ValkeyCluster:
             bus = harness.free_port()
             server = harness.Server(self.tmpdir, ["--cluster-enabled", "yes",
                                                   "--cluster-port", str(bus),
-                                                  "--cluster-node-timeout", str(node_timeout_ms)],
+                                                  "--cluster-node-timeout", str(node_timeout_ms)]
+                                    + self.server_args,
                                     name="node%d" % i, binary=self.binary)
             try:
                 with harness.RespConn(server.addr) as c:
@@ -267,6 +275,20 @@ class ValkeyCluster:
         return harness.subprocess.run(cmd, capture_output=True, timeout=harness.scaled(timeout))
 
     # ------------------------------------------------------------ faults
+    def kill_node(self, node):
+        """kill -9 node's server (persistence off: its data is gone; its
+        nodes.conf, in its own directory, stays)."""
+        kill9(node.server)
+
+    def start_node(self, node):
+        """Start a killed node again on its port and directory, announcing
+        its proxy as before (on its command line this time: the CONFIG SET
+        of its first start was not saved)."""
+        args = ["--" + self.announce_args(node)[0], self.announce_args(node)[1]]
+        if args[0] not in node.server.extra_args:
+            node.server.extra_args.extend(args)
+        node.server.start(port=node.server.port)
+
     def kill_proxy(self, node, wait_ready=True):
         """kill -9 node's proxy and start it again on the same ports and log."""
         kill9(node.proxy)
