@@ -296,3 +296,29 @@ class TopologyWatcher(threading.Thread):
         self.stop_flag.set()
         self.join(harness.scaled(30))
         return self.leaks
+
+
+class Poller(threading.Thread):
+    """Calls read() over and over until stopped and keeps what it returned
+    (an answer that is not an int, or a failed connection, is skipped)."""
+
+    def __init__(self, read):
+        super().__init__(daemon=True)
+        self.read = read
+        self.values = []
+        self.stop_flag = threading.Event()
+
+    def run(self):
+        while not self.stop_flag.is_set():
+            try:
+                v = self.read()
+            except (OSError, harness.Closed):
+                v = None
+            if isinstance(v, int):
+                self.values.append(v)
+            self.stop_flag.wait(0.005)
+
+    def finish(self):
+        self.stop_flag.set()
+        self.join(harness.scaled(30))
+        return self.values

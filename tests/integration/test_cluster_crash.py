@@ -25,7 +25,7 @@ import pytest
 
 import harness
 import cluster_util
-from cluster_traffic import TopologyWatcher, Traffic, Watcher
+from cluster_traffic import Poller, TopologyWatcher, Traffic, Watcher
 
 pytestmark = [pytest.mark.proxy_only,
               pytest.mark.skipif(harness.server_version()[0] != "valkey",
@@ -73,7 +73,7 @@ def victim_for(cluster, index):
 def fault_under_traffic(cluster, victim, fault, tag):
     """Runs writers, applies fault() to the victim, waits until the victim's
     proxy serves and its slots take writes again; returns the traffic and
-    the watcher's violations."""
+    the watcher's violations and the replica's key counts seen meanwhile."""
     others = [p for p in cluster.primaries() if p is not victim]
     print("%s: node %d (valkey :%d, proxy :%d) of %r" % (
         tag, victim.index, victim.server.port, victim.proxy.port,
@@ -86,6 +86,9 @@ def fault_under_traffic(cluster, victim, fault, tag):
         watcher.start()
         topology = TopologyWatcher(cluster, skip=[victim])
         topology.start()
+        replica = replica_of(cluster, victim)
+        replica_sizes = Poller(lambda: dbsize(replica))
+        replica_sizes.start()
         t0 = time.monotonic()
         fault()
         # The other shards keep acknowledging while the victim is down or
@@ -104,11 +107,18 @@ def fault_under_traffic(cluster, victim, fault, tag):
                 "node %d's shard stopped taking writes" % p.index
         violations = watcher.finish()
         leaks = topology.finish()
+        sizes = replica_sizes.finish()
     assert not leaks, ("a node named a node's own port (not its proxy's) in CLUSTER SLOTS/NODES during %s: %r"
                        % (tag, leaks[:5]))
     print("%s on node %d (%s): ready after %.2f s; %d writes acknowledged, %d unanswered; errors seen %r; "
           "watcher saw %r; %d topology polls, none naming a node's port" % (tag, victim.index, harness.server_label(cluster.binary), ready_s, t.count(),
                               t.unknown, t.errors, watcher.replies, topology.polls))
+    # The replica node reaches its primary through the primary's proxy,
+    # which refuses its SYNC until the restore is done (it answers nothing
+    # but -LOADING while unready): so it keeps its data meanwhile, and never
+    # copies the empty node.
+    assert sizes and min(sizes) > 0, ("node %d (the victim's replica) held %s keys during %s"
+                                      % (replica.index, min(sizes) if sizes else "no count of", tag))
     return t, violations
 
 
