@@ -15,6 +15,9 @@ the fault lasts; a key read as missing or wrong there is a reply that
 revealed data the proxy had not put back (the gate's promise), recorded
 with when it was seen.
 
+Faults (node killed and restarted empty, proxy killed, both, failover)
+and the checks after each: fault_round(), check_round(), failover_round().
+
 Used by tests/integration/test_cluster_crash.py and tests/crash/cluster_soak.py.
 """
 import random
@@ -322,3 +325,168 @@ class Poller(threading.Thread):
         self.stop_flag.set()
         self.join(harness.scaled(30))
         return self.values
+
+
+# ---------------------------------------------------------------- faults
+# The proxy's log line when it sends its node DEBUG LOADAOF: once a restore.
+LOADAOF_SENT = ": DEBUG LOADAOF ("
+
+def cluster_info(node):
+    with node.direct() as d:
+        text = bytes(d.call("CLUSTER", "INFO")).decode()
+    return dict(l.split(":", 1) for l in text.split("\r\n") if ":" in l)
+
+
+def replica_of(cluster, primary):
+    pid = primary.node_id()
+    return next(n for n in cluster.nodes if n is not primary and cluster.primary_id(n) == pid)
+
+
+def dbsize(node):
+    with node.direct() as d:
+        return d.call("DBSIZE")
+
+
+def wait_replicated(t, primary, replica, what):
+    """Until the replica node holds the newest write acknowledged on the
+    primary's slots (read directly, after READONLY): it replicates the
+    primary's data again, whether or not traffic still runs."""
+    mine = t.acked_on(primary.proxy.port)
+    key = max(mine, key=lambda k: t.acked_at[k])
+
+    def has():
+        with replica.direct() as d:
+            d.call("READONLY")
+            return d.call("GET", key) == mine[key].encode()
+    harness.wait_until(has, 60, "node %d (%s) to hold %s, acknowledged by node %d" % (replica.index, what, key,
+                                                                                   primary.index))
+
+
+def proxy_log(node, limit=4000):
+    return open(node.proxy.log_path, errors="replace").read()[-limit:]
+
+
+def _restart_node(cluster, victim):
+    cluster.kill_node(victim)
+    cluster.start_node(victim)
+
+
+def _kill_proxy(cluster, victim):
+    cluster.kill_proxy(victim, wait_ready=False)
+
+
+def _kill_both(cluster, victim):
+    from cluster_util import kill9, respawn_proxy
+    kill9(victim.proxy)
+    cluster.kill_node(victim)
+    cluster.start_node(victim)
+    respawn_proxy(victim.proxy, wait_ready=False)
+
+
+# name -> fault(cluster, victim); the node comes back before its replica
+# could take over (the cluster's node timeout is longer than a restore).
+FAULTS = {"node-restart": _restart_node, "proxy-kill": _kill_proxy, "both-kill": _kill_both}
+
+
+def fault_round(cluster, t, victim, tag, log=print):
+    """Applies FAULTS[tag] to the primary `victim` while traffic t runs;
+    waits until its proxy serves and its slots take writes again.  Checks,
+    while the fault lasts: no reply through the victim's proxy revealed an
+    acknowledged key missing or wrong; no node named a node's own port in
+    CLUSTER SLOTS / NODES; the victim's replica kept its data (its SYNC
+    through the unready proxy is refused); the other shards kept taking
+    writes.  Returns the seconds until the victim's proxy was ready."""
+    others = [p for p in cluster.primaries() if p is not victim]
+    t.wait_acked(300, 30, "before the fault")
+    before = t.acked_on(victim.proxy.port)
+    assert before, "no acknowledged write on the victim's slots before the fault"
+    watcher = Watcher(victim.proxy.addr, dict(list(before.items())[-300:]))
+    topology = TopologyWatcher(cluster, skip=[victim])
+    replica = replica_of(cluster, victim)
+    replica_sizes = Poller(lambda: dbsize(replica))
+    for th in (watcher, topology, replica_sizes):
+        th.start()
+    t0 = time.monotonic()
+    try:
+        FAULTS[tag](cluster, victim)
+        during_other = {p.proxy.port: len(t.acked_on(p.proxy.port)) for p in others}
+        harness.wait_until(lambda: victim.proxy.readyz() == 200, 90,
+                           "node %d's proxy to be ready again after: %s" % (victim.index, tag),
+                           state=lambda: proxy_log(victim, 2500))
+        ready_s = time.monotonic() - t0
+        harness.wait_until(lambda: cluster_info(victim).get("cluster_state") == "ok", 60,
+                           "node %d's cluster state to be ok" % victim.index, state=lambda: cluster_info(victim))
+        t.wait_acked(100, 60, "on the victim's slots after %s" % tag, on_port=victim.proxy.port)
+        for p in others:
+            assert len(t.acked_on(p.proxy.port)) > during_other[p.proxy.port], \
+                "node %d's shard stopped taking writes during %s" % (p.index, tag)
+    finally:
+        violations = watcher.finish()
+        leaks = topology.finish()
+        sizes = replica_sizes.finish()
+    log("%s on node %d (%s): ready after %.2f s; %d writes acknowledged, %d unanswered; errors %r; "
+        "watcher saw %r; %d topology polls" % (tag, victim.index, harness.server_label(cluster.binary), ready_s,
+                                                t.count(), t.unknown, t.errors, watcher.replies, topology.polls))
+    assert not violations, ("a reply through node %d's proxy revealed a key missing or wrong before the restore "
+                            "(%s): %r" % (victim.index, tag, violations[:5]))
+    assert not leaks, ("a node named a node's own port (not its proxy's) in CLUSTER SLOTS/NODES during %s: %r"
+                       % (tag, leaks[:5]))
+    assert sizes and min(sizes) > 0, ("node %d (the victim's replica) held %s keys during %s"
+                                      % (replica.index, min(sizes) if sizes else "no count of", tag))
+    return ready_s
+
+
+def check_round(cluster, t, victim, node_id):
+    """After fault_round: every acknowledged write reads back, the victim is
+    still the same primary, and its replica holds its keys again."""
+    missing = t.missing()
+    assert not missing, "%d of %d acknowledged writes missing, e.g. %r" % (len(missing), t.count(), missing[:5])
+    assert victim.role() == "master" and victim.node_id() == node_id, \
+        "node %d is no longer the same primary (no failover was due)" % victim.index
+    wait_replicated(t, victim, replica_of(cluster, victim), "its replica")
+
+
+def failover_round(cluster, t, victim, log=print):
+    """kill -9 the primary `victim` and leave it down until its replica is
+    promoted and takes writes; then start it again empty, and wait until
+    it is the new primary's replica, its proxy following it.  Returns
+    (lost, acknowledged on its slots before the kill, seconds to the
+    promotion): lost are the acknowledged keys gone, every one checked to
+    be in the old primary's proxy log (read before its restart), none
+    acknowledged after the kill.  The lost keys leave t.acked (they are
+    counted, not checked again)."""
+    replica = replica_of(cluster, victim)
+    t.wait_acked(300, 30, "before the failover")
+    killed_at = time.monotonic()
+    before = len(t.acked_on(victim.proxy.port))
+    cluster.kill_node(victim)
+    harness.wait_until(lambda: replica.role() == "master", 60,
+                       "node %d (replica of the killed node %d) to be promoted" % (replica.index, victim.index),
+                       state=lambda: cluster_info(replica))
+    promoted_s = time.monotonic() - killed_at
+    harness.wait_until(lambda: cluster_info(replica).get("cluster_state") == "ok", 60,
+                       "the promoted node's cluster state to be ok", state=lambda: cluster_info(replica))
+    t.wait_acked(200, 60, "on the promoted node's slots", on_port=replica.proxy.port)
+    lost = [k for k, _ in t.missing()]
+    _, stream = harness.read_log_stream(victim.proxy.log_dir)
+    not_logged = [k for k in lost if ("v-" + k).encode() not in stream]
+    assert not not_logged, "lost writes that the old primary's proxy did not log: %r" % not_logged[:5]
+    late = [k for k in lost if t.acked_at[k] > killed_at]
+    assert not late, "writes acknowledged after the kill (by the promoted node) lost: %r" % late[:5]
+    with t.lock:
+        for k in lost:
+            del t.acked[k]
+    log("failover on %s: node %d killed, node %d promoted after %.2f s; lost %d of %d acknowledged writes on its "
+        "slots (all in node %d's proxy log)" % (harness.server_label(cluster.binary), victim.index, replica.index,
+                                                promoted_s, len(lost), before, victim.index))
+    # The old node comes back empty: the new primary's replica now; its
+    # proxy follows it (no restore into a replica).
+    loads = proxy_log(victim, 10 ** 9).count(LOADAOF_SENT)
+    cluster.start_node(victim)
+    harness.wait_until(lambda: victim.role() == "slave" and victim.proxy.readyz() == 200, 60,
+                       "the old primary to rejoin as a replica and its proxy to follow it",
+                       state=lambda: (victim.role(), victim.proxy.readyz(), proxy_log(victim, 2000)))
+    assert proxy_log(victim, 10 ** 9).count(LOADAOF_SENT) == loads, \
+        "the proxy restored the old data into a node that is now a replica"
+    wait_replicated(t, replica, victim, "the old primary, now its replica")
+    return lost, before, promoted_s
