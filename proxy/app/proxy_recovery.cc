@@ -187,12 +187,8 @@ void Proxy::decide(const upstream::UpstreamInfo& up, uint64_t end_at_request, bo
   const bool follows = plan.action == recovery::RecoveryAction::resume ||
                        plan.action == recovery::RecoveryAction::fresh || plan.action == recovery::RecoveryAction::adopt;
   if (follows && !up.node_id.empty() && up.node_id != log_node_id) {
-    std::ofstream out(node_id_path + ".tmp", std::ios::trunc);
-    out << up.node_id << "\n";
-    out.close();
-    if (!out || std::rename((node_id_path + ".tmp").c_str(), node_id_path.c_str()) != 0)
-      LOG_WARN("recovery", "cannot write %s: the cluster node id is not checked before a restore",
-               node_id_path.c_str());
+    if (std::string e = write_cluster_node_id(cfg_.log_dir, up.node_id); !e.empty())
+      LOG_WARN("recovery", "%s: the cluster node id is not checked before a restore", e.c_str());
   }
   LOG_INFO("recovery", "%s", plan.explanation.c_str());
   if (plan.action != recovery::RecoveryAction::resume && hold_since_ms_) {

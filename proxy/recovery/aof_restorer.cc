@@ -255,6 +255,14 @@ void AofRestorer::remove_aof(const Files& f) {
   ::rmdir(f.dir.c_str());  // only if empty: created for the restore
 }
 
+std::string write_cluster_node_id(const std::string& log_dir, const std::string& node_id) {
+  const std::string path = log_dir + "/" + kClusterNodeIdFile;
+  if (std::string e = write_file(path + ".tmp", node_id + "\n"); !e.empty()) return e;
+  if (::rename((path + ".tmp").c_str(), path.c_str()) != 0)
+    return "cannot rename " + path + ".tmp to " + path + ": " + errno_text(errno);
+  return fsync_dir(log_dir);
+}
+
 std::string AofRestorer::write_marker(const std::string& log_dir, const std::string& run_id) {
   if (std::string e = write_file(log_dir + "/" + kAofRestoreMarker, run_id + "\n"); !e.empty()) return e;
   return fsync_dir(log_dir);
@@ -271,7 +279,7 @@ struct AofRestorer::Job {
 };
 
 AofRestorer::AofRestorer(uv_loop_t* loop, upstream::ControlLink* control, AofRestoreOptions opts, Done done)
-    : loop_(loop), control_(control), opts_(std::move(opts)), done_(std::move(done)) {}
+    : RestoreJob(control), loop_(loop), opts_(std::move(opts)), done_(std::move(done)) {}
 
 AofRestorer::~AofRestorer() = default;
 
@@ -279,15 +287,6 @@ std::string AofRestorer::status() const {
   return "restoring the cluster node " + opts_.upstream_name + " by DEBUG LOADAOF from checkpoint " +
          std::to_string(opts_.checkpoint_offset) + " and the log up to " + std::to_string(opts_.end_offset) + ": " +
          phase_;
-}
-
-void AofRestorer::command(const std::vector<std::string>& argv,
-                          std::function<void(const resp::Value*, const std::string&)> fn) {
-  std::weak_ptr<int> alive = alive_;
-  control_->command(argv, [alive, fn = std::move(fn)](const resp::Value* r, const std::string& err) {
-    if (alive.expired()) return;
-    fn(r, err);
-  });
 }
 
 void AofRestorer::start() {
@@ -442,7 +441,7 @@ void AofRestorer::finish(bool ok, const std::string& error) {
 void AofRestorer::close(std::function<void()> on_closed) {
   if (!life_.begin_close(std::move(on_closed))) return;
   done_ = nullptr;
-  alive_.reset();
+  forget_commands();
   if (job_running_) return;  // the job's after-callback finishes
   if (files_written_ && !loading_) remove_aof(files_);  // (loading: the next restore replaces our manifest)
   life_.finish();

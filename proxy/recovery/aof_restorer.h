@@ -65,6 +65,10 @@ constexpr const char* kAofRestoreMarker = "aof-restore";
 // In the log directory: the cluster node id (CLUSTER MYID) the log follows.
 constexpr const char* kClusterNodeIdFile = "cluster-node-id";
 bool aof_restore_marked(const std::string& log_dir, const std::string& run_id);
+// Replaces kClusterNodeIdFile with `node_id` (temp, fsync, rename, fsync of
+// the directory): a crash leaves the old id or the new one, never none.
+// "" or an error naming the file.
+std::string write_cluster_node_id(const std::string& log_dir, const std::string& node_id);
 
 class AofRestorer : public RestoreJob {
  public:
@@ -105,13 +109,10 @@ class AofRestorer : public RestoreJob {
   void resync_replicas();
   void fail(const std::string& why);
   void finish(bool ok, const std::string& error);
-  void command(const std::vector<std::string>& argv, std::function<void(const resp::Value*, const std::string&)> fn);
 
   uv_loop_t* loop_;
-  upstream::ControlLink* control_;
   AofRestoreOptions opts_;
   Done done_;
-  std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // control callbacks check it
   Lifecycle life_;
   Files files_;
   bool job_running_ = false;

@@ -99,6 +99,12 @@ RecoveryPlan plan(const std::string& ours, uint64_t end, const UpstreamInfo& up,
       why << ". Refusing to serve: recovery.on_unknown_dataset is 'refuse'. Set it to 'restore' to overwrite the "
              "upstream with the log's data, or 'adopt' to keep the upstream's data and start a new log from it "
              "(the log's unrestored writes are then lost)";
+      // Seen in the cluster soak: a node that was once a replica kept the
+      // snapshot of its last full sync and loaded it at its restart.
+      if (up.cluster_enabled)
+        why << ". A cluster node that was ever a replica keeps the snapshot of its last full sync (its dbfilename, "
+               "dump.rdb) and loads that at its next start unless rdb-del-sync-files is yes (deploy/valkey.conf): "
+               "if it restarted, that file is the likely source of these keys";
       break;
     case config::OnUnknownDataset::restore:
       p.action = RecoveryAction::restore;

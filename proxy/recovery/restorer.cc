@@ -52,7 +52,7 @@ std::string mb(uint64_t bytes) {
 }  // namespace
 
 Restorer::Restorer(uv_loop_t* loop, upstream::ControlLink* control, RestoreOptions opts, Done done)
-    : loop_(loop), control_(control), opts_(std::move(opts)), done_(std::move(done)) {
+    : RestoreJob(control), loop_(loop), opts_(std::move(opts)), done_(std::move(done)) {
   uv_timer_init(loop_, &timer_);
   timer_.data = this;
   timer_open_ = true;
@@ -66,8 +66,8 @@ uint64_t Restorer::total_bytes() const {
   return opts_.checkpoint_bytes + (opts_.end_offset - opts_.checkpoint_offset);
 }
 
-void Restorer::command(const std::vector<std::string>& argv,
-                       std::function<void(const resp::Value*, const std::string&)> fn) {
+void RestoreJob::command(const std::vector<std::string>& argv,
+                         std::function<void(const resp::Value*, const std::string&)> fn) {
   std::weak_ptr<int> alive = alive_;
   control_->command(argv, [alive, fn = std::move(fn)](const resp::Value* r, const std::string& err) {
     if (alive.expired()) return;
@@ -401,7 +401,7 @@ void Restorer::fail(const std::string& why, bool undo) {
 void Restorer::close(std::function<void()> on_closed) {
   if (!life_.begin_close(std::move(on_closed))) return;
   done_ = nullptr;
-  alive_.reset();
+  forget_commands();
   auto finished = [this] {
     if (--pending_closes_ > 0) return;
     life_.finish();

@@ -83,6 +83,18 @@ class RestoreJob {
   // of its own (a new log history follows), false when it continues the
   // log's replid (PSYNC continues).
   virtual bool new_history() const { return false; }
+
+ protected:
+  explicit RestoreJob(upstream::ControlLink* control) : control_(control) {}
+  // A command on the control link whose answer is dropped once
+  // forget_commands() ran (the job closed before the answer came).
+  void command(const std::vector<std::string>& argv, std::function<void(const resp::Value*, const std::string&)> fn);
+  void forget_commands() { alive_.reset(); }
+
+  upstream::ControlLink* control_;
+
+ private:
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // control callbacks check it
 };
 
 class Restorer : public RestoreJob, upstream::RestorePrimary::Source, upstream::RestorePrimary::Listener {
@@ -124,16 +136,12 @@ class Restorer : public RestoreJob, upstream::RestorePrimary::Source, upstream::
   void fail(const std::string& why, bool undo);
   void finish(bool ok, const std::string& error);
   void log_progress(bool force);
-  void command(const std::vector<std::string>& argv,
-               std::function<void(const resp::Value*, const std::string&)> fn);
   uint64_t total_bytes() const;
   uint64_t now_ms() const;
 
   uv_loop_t* loop_;
-  upstream::ControlLink* control_;
   RestoreOptions opts_;
   Done done_;
-  std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // control callbacks check it
 
   Phase phase_ = Phase::idle;
   std::unique_ptr<upstream::RestorePrimary> primary_;

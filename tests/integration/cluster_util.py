@@ -168,7 +168,10 @@ class ValkeyCluster:
             bus = harness.free_port()
             server = harness.Server(self.tmpdir, ["--cluster-enabled", "yes",
                                                   "--cluster-port", str(bus),
-                                                  "--cluster-node-timeout", str(node_timeout_ms)]
+                                                  "--cluster-node-timeout", str(node_timeout_ms),
+                                                  # deploy/valkey.conf: a replica's sync file is not
+                                                  # left to be loaded at its next start
+                                                  "--rdb-del-sync-files", "yes"]
                                     + self.server_args,
                                     name="node%d" % i, binary=self.binary)
             try:

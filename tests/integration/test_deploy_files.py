@@ -143,7 +143,7 @@ def config_get(conn, name):
 
 EXPECTED = {  # what deploy/valkey.conf promises, as CONFIG GET reports it
     "save": "", "appendonly": "no", "repl-diskless-sync": "yes", "repl-diskless-sync-delay": "0",
-    "repl-diskless-load": "on-empty-db", "repl-backlog-size": str(256 << 20),
+    "repl-diskless-load": "on-empty-db", "rdb-del-sync-files": "yes", "repl-backlog-size": str(256 << 20),
     "repl-backlog-ttl": "0", "repl-timeout": "60",
 }
 

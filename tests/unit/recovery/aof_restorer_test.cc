@@ -106,6 +106,26 @@ TEST_CASE("the marker names the node process the restore loaded") {
   CHECK_FALSE(dp::aof_restore_marked(d.log, ""));
 }
 
+TEST_CASE("the cluster node id file is replaced whole, and a failure names the file") {
+  LogDir d;
+  std::filesystem::create_directories(d.log);
+  const std::string path = d.log + "/" + dp::kClusterNodeIdFile;
+  auto read = [&] {
+    std::string id;
+    std::ifstream in(path);
+    std::getline(in, id);
+    return id;
+  };
+  CHECK(dp::write_cluster_node_id(d.log, "aaaa") == "");
+  CHECK(read() == "aaaa");
+  CHECK(dp::write_cluster_node_id(d.log, "bbbb") == "");
+  CHECK(read() == "bbbb");
+  CHECK_FALSE(std::filesystem::exists(path + ".tmp"));
+  const std::string err = dp::write_cluster_node_id(d.root + "/missing", "cccc");
+  CHECK(err.find(d.root + "/missing/" + dp::kClusterNodeIdFile) != std::string::npos);
+  CHECK(read() == "bbbb");
+}
+
 TEST_CASE("a log that ends inside a transaction leaves it out; our own manifest of a stopped restore is replaced") {
   LogDir d;
   const std::string whole = cmd({"SELECT", "0"}) + cmd({"MULTI"}) + cmd({"SET", "a", "1"}) + cmd({"EXEC"}) +

@@ -63,6 +63,12 @@ TEST_CASE("an unknown dataset follows recovery.on_unknown_dataset, refusing by d
   CHECK(plan_recovery(kA, 100, info(kB, 10, kZero, 0, 7), OnUnknownDataset::restore).action ==
         RecoveryAction::restore);
   CHECK(plan_recovery(kA, 100, info(kB, 10, kZero, 0, 7), OnUnknownDataset::adopt).action == RecoveryAction::adopt);
+  // A cluster node: the refusal names the stale sync file it may have loaded.
+  CHECK(p.explanation.find("rdb-del-sync-files") == std::string::npos);
+  UpstreamInfo u = info(kB, 10, kZero, 0, 7);
+  u.cluster_enabled = true;
+  CHECK(plan_recovery(kA, 100, u, OnUnknownDataset::refuse).explanation.find("rdb-del-sync-files is yes") !=
+        std::string::npos);
 }
 
 TEST_CASE("an upstream holding an older part of our own history is restored even with keys") {
