@@ -128,17 +128,19 @@ class ValkeyCluster:
     is what a deployment does: every sidecar is up before the cluster forms."""
 
     def __init__(self, tmpdir, primaries=3, replicas=1, binary=None, durability="always",
-                 mode=None, node_timeout_ms=5000, proxy_port_base=None, server_args=()):
+                 mode=None, node_timeout_ms=5000, proxy_port_base=None, server_args=(), proxy_config=""):
         """proxy_port_base: node i's proxy listens on base + i and its admin
         endpoints on base + 2000 + i (default: free ports); server_args:
         more arguments for every node (e.g. --enable-debug-command local,
-        which a proxy's restore of its node needs)."""
+        which a proxy's restore of its node needs); proxy_config: more YAML
+        for every proxy's config (top-level keys other than durability)."""
         self.tmpdir = str(tmpdir)
         self.proxy_port_base = proxy_port_base
         self.binary = binary or harness.SERVER_BIN
         self.mode = mode or announce_mode(self.binary)
         self.replicas = replicas
         self.server_args = list(server_args)
+        self.proxy_config = PROXY_CONFIG + proxy_config
         self.nodes = []
         try:
             for i in range((1 + replicas) * primaries):
@@ -187,7 +189,7 @@ class ValkeyCluster:
         server, bus = self._start_server(i, node_timeout_ms)
         try:
             base = self.proxy_port_base
-            proxy = harness.Proxy(self.tmpdir, server.port, durability, config_text=PROXY_CONFIG,
+            proxy = harness.Proxy(self.tmpdir, server.port, durability, config_text=self.proxy_config,
                                   port=base and base + i, admin_port=base and base + 2000 + i)
         except Exception:
             server.stop()
