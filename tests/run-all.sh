@@ -22,6 +22,10 @@ jobs=$(nproc)
 long=${DP_TEST_LONG:-0}
 "$root/deploy/setup-debian.sh"
 "$root/deploy/setup-valkey.sh"
+"$root/tests/clients/setup.sh"
+# The setup installed node and tests/clients' packages: the cluster-client
+# tests fail, rather than skip, if they are missing.
+export DP_REQUIRE_NODE_CLIENTS=1
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
 "$root/deploy/setup-valkey.sh" --print | sed 's/^/upstream server: /' >&2
 

@@ -677,22 +677,27 @@ def hiredis_tool(name, tmpdir):
 
 # ------------------------------------------------- durability test helpers
 
-def fsync_shim(tmpdir):
-    """Path of libfsyncshim.so: the CMake-built one (DP_BUILD_DIR, or next to
-    DP_BINARY), else compiled here from tests/tools/libfsyncshim.c."""
-    dirs = [os.environ.get("DP_BUILD_DIR"), os.path.dirname(DP_BINARY)]
-    for d in dirs:
+def preload_shim(name, tmpdir):
+    """Path of lib<name>.so, an LD_PRELOAD shim of tests/tools: the
+    CMake-built one (DP_BUILD_DIR, or next to DP_BINARY), else compiled
+    here from tests/tools/lib<name>.c."""
+    for d in (os.environ.get("DP_BUILD_DIR"), os.path.dirname(DP_BINARY)):
         if d:
-            built = os.path.join(d, "tests", "libfsyncshim.so")
+            built = os.path.join(d, "tests", "lib%s.so" % name)
             if os.path.exists(built):
                 return built
-    src = os.path.join(REPO, "tests", "tools", "libfsyncshim.c")
-    out = os.path.join(str(tmpdir), "libfsyncshim.so")
+    src = os.path.join(REPO, "tests", "tools", "lib%s.c" % name)
+    out = os.path.join(str(tmpdir), "lib%s.so" % name)
     res = subprocess.run(["gcc", "-O1", "-shared", "-fPIC", "-o", out, src, "-ldl", "-lpthread"],
                          capture_output=True, timeout=120)
     if res.returncode != 0:
         raise RuntimeError("compiling %s failed:\n%s" % (src, res.stderr.decode()))
     return out
+
+
+def fsync_shim(tmpdir):
+    """libfsyncshim.so (preload_shim)."""
+    return preload_shim("fsyncshim", tmpdir)
 
 
 class FsyncControl:
