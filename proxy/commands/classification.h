@@ -29,6 +29,7 @@ enum class Special : uint8_t {
   monitor,
   subscribe, psubscribe, ssubscribe, unsubscribe, punsubscribe, sunsubscribe,
   ping, sync, psync, replconf, info, waitaof, wait, shutdown,
+  cluster_syncslots,
   eval, evalsha, fcall, eval_ro, evalsha_ro, fcall_ro,
 };
 

@@ -65,6 +65,10 @@ constexpr std::array kOverrides = {
     // Valkey 8.0 made CLUSTER SETSLOT may_replicate (it reaches the replicas
     // through the stream); on 7.x it is an admin command that changes no key.
     forced("cluster|setslot", K::write, D::none),
+    // Valkey 9.0's atomic slot migration: CLUSTER SYNCSLOTS ESTABLISH turns
+    // the connection into the source's stream of the slots (the session
+    // follows it: session_requests.cc); it is may_replicate too.
+    forced("cluster|syncslots", K::write, D::none, S::cluster_syncslots),
     forced("script|load", K::write, D::none), forced("script|flush", K::write, D::none),
     // FUNCTION changes name the libraries' pseudo key, no real key.
     libraries(forced("function|load", K::write, D::none)),

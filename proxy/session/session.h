@@ -10,8 +10,10 @@
 // The session tracks only the state framing and holds need: selected db,
 // RESP version, MULTI, subscriptions, MONITOR, CLIENT REPLY mode, and
 // whether it became a raw pipe (SYNC/PSYNC, only with
-// durability.allow_replica_sync).  That state follows the server's answers,
-// not the requests: the db from SELECT's +OK (or EXEC's element for a
+// durability.allow_replica_sync) or a slot migration link (CLUSTER
+// SYNCSLOTS ESTABLISH: requests raw, the node's messages held like
+// writes).  That state follows the server's answers, not the requests:
+// the db from SELECT's +OK (or EXEC's element for a
 // queued SELECT; unknown while one is in flight: reads then wait if
 // anything is pending and writes mark every db), the protocol from HELLO's
 // reply, subscribed mode from the counts in the confirmations (channels +
@@ -272,7 +274,7 @@ class Session : public gate::GateClient, public SharedClient {
   long long confirmation_prior_ = 0;   // frame_role -> on_frame: that kind's members before it
   bool monitor_ = false;
   ReplyMode reply_mode_ = ReplyMode::on;
-  bool raw_client_ = false;   // requests forwarded raw (after SYNC/PSYNC)
+  bool raw_client_ = false;   // requests forwarded raw (after SYNC/PSYNC, CLUSTER SYNCSLOTS ESTABLISH)
   bool raw_upstream_ = false; // replies passed raw
 
   // Sharing (see the top): the shared connection while on one; moving_

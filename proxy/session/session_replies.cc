@@ -195,7 +195,10 @@ void Session::on_frame(std::string_view frame, const resp::Frame& f) {
     finish_pubsub();
   if (pending_.empty() || (pending_.front().type != PendingType::reply && pending_.front().type != PendingType::pubsub)) {
     // Nothing asked for it (or a local reply is due first, which cannot
-    // happen: locals are taken as soon as they reach the front).
+    // happen: locals are taken as soon as they reach the front); on a slot
+    // migration link (CLUSTER SYNCSLOTS ESTABLISH) the target node's own
+    // messages to the source, which must wait for this log like a write's
+    // reply.
     LOG_DEBUG("session", "client %llu: unsolicited reply from upstream", static_cast<unsigned long long>(id_));
     queue_reply(frame, {.wait = gated, .message = true, .kind = admin::HoldKind::notification});
     return;

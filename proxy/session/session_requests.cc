@@ -109,7 +109,7 @@ void Session::process_requests(std::string_view input, ByteBuffer* owner) {
       break;
     }
     count_command(ctx_->metrics, forwarded_ != forwarded_before, cls_.kind);
-    if (raw_client_) {  // SYNC/PSYNC: everything after it is the replica's stream
+    if (raw_client_) {  // SYNC/PSYNC, SYNCSLOTS ESTABLISH: everything after it is a stream
       forward(input.substr(pos));
       pos = input.size();
     }
@@ -294,6 +294,23 @@ void Session::handle_request(std::string_view bytes) {
       forward(bytes);
       push_pending(std::move(p));
       return take_locals();  // at the front already: the upstream's bytes are raw from now on
+    case Special::cluster_syncslots:
+      // CLUSTER SYNCSLOTS ESTABLISH (Valkey 9 atomic slot migration, sent by
+      // the source node to the target's announced port): what follows is
+      // the source's snapshot and stream of the slots, to which the target
+      // answers nothing (reply_off), and the target sends its own messages
+      // back (REQUEST-PAUSE, REQUEST-FAILOVER, ACK; cluster_migrateslots.c).
+      // So requests go raw from here (no pending record would ever get a
+      // reply), and every frame after ESTABLISH's reply reaches the reply
+      // path with nothing pending: held until durable (on_frame).  The
+      // source gives the slots up -- and deletes their keys -- once it got
+      // REQUEST-FAILOVER, which the target sends after it applied the whole
+      // stream: held, it leaves only once this log has all of it.
+      if (args.size() < 3 || !iequals(args[2], "establish")) break;
+      if (in_multi_)
+        return refuse_queued("ERR durable-proxy: CLUSTER SYNCSLOTS ESTABLISH is not allowed inside a transaction");
+      raw_client_ = true;
+      break;
     case Special::select:
       p.arg = args.size() == 2 ? parse_db_index(args[1]) : kDbUnknown;
       break;
