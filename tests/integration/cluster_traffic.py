@@ -86,6 +86,7 @@ class Traffic:
     def __init__(self, cluster, threads=3, prefix="w", seed=None):
         self.cluster = cluster
         self.routes = Routes(cluster)
+        self.proxy_ports = cluster.proxy_ports()
         self.prefix = prefix
         self.rng = random.Random(seed)
         self.acked = {}             # key -> value, acknowledged (+OK)
@@ -165,6 +166,9 @@ class Traffic:
                     self.stop_flag.wait(0.01)  # retry pace while a node or proxy is down
                     continue
                 if reply == "OK":
+                    if addr[1] not in self.proxy_ports:
+                        raise AssertionError("SET %s acknowledged by port %d, not a proxy's (%s)"
+                                             % (key, addr[1], sorted(self.proxy_ports)))
                     with self.lock:
                         self.acked[key] = value
                         self.acked_at[key] = time.monotonic()

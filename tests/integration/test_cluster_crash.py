@@ -72,7 +72,9 @@ def quick_failover(tmp_path_factory):
     # limits.client_buffer 1mb: a stalled replica's raw pipe holds at most
     # that in its primary's proxy (test_a_failover_to_a_lagging_replica...).
     c = cluster_util.ValkeyCluster(tmp_path_factory.mktemp("failover"), node_timeout_ms=3000,
-                                   server_args=["--enable-debug-command", "local"],
+                                   # a replica stopped for the lag test stays electable
+                                   server_args=["--enable-debug-command", "local",
+                                                "--cluster-replica-validity-factor", "0"],
                                    proxy_config="limits:\n  client_buffer: 1mb\n")
     yield c
     c.stop()
